@@ -1,0 +1,84 @@
+//! Echo server: every text or binary message comes back to its sender unchanged.
+//!
+//! ```text
+//! cargo run --release --example echo -- --listen 127.0.0.1:9001 --max-payload 16777216
+//! ```
+//!
+//! Options: `--listen ADDR` (default 127.0.0.1:9001), `--max-payload BYTES` (default 4096,
+//! at most 16 MiB). Prints `listening on ADDR` on stderr when ready. This is the server the
+//! Autobahn conformance run and the throughput benchmarks talk to.
+
+use postern::{Accept, App, Config, ConnId, Ctx, Message, Reactor, Request};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+/// The echo application: no per-connection state at all.
+struct Echo;
+
+impl App for Echo {
+    type Conn = ();
+    type Timer = ();
+    type Command = ();
+
+    fn on_upgrade(&mut self, _: &mut Ctx<'_, Self>, _: ConnId, _: &Request<'_, '_>) -> Accept<()> {
+        Accept::new(())
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, message: Message<'_>) {
+        // A failed send means the connection is closing (or was a slow reader): nothing to do.
+        let _ = ctx.send(id, message);
+    }
+}
+
+fn parse_args() -> Result<(SocketAddr, Config), String> {
+    let mut listen: SocketAddr = ([127, 0, 0, 1], 9001).into();
+    let mut config = Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--listen" => {
+                listen = value("--listen")?
+                    .parse()
+                    .map_err(|e| format!("--listen: {e}"))?
+            }
+            "--max-payload" => {
+                config.max_payload = value("--max-payload")?
+                    .parse()
+                    .map_err(|e| format!("--max-payload: {e}"))?
+            }
+            "-h" | "--help" => {
+                return Err("usage: echo [--listen ADDR] [--max-payload BYTES]".into());
+            }
+            other => return Err(format!("unknown option {other}")),
+        }
+    }
+    // Echoing means queueing what was received: let a few maximal messages wait.
+    config.outbox_limit = config.outbox_limit.max(4 * config.max_payload);
+    Ok((listen, config))
+}
+
+fn main() -> ExitCode {
+    let (listen, config) = match parse_args() {
+        Ok(parsed) => parsed,
+        Err(msg) => {
+            eprintln!("{msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reactor = match Reactor::bind(listen, config, Echo) {
+        Ok(reactor) => reactor,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("listening on {}", reactor.local_addr());
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! The reactor's state apart from the application: connections, timers, buffers, and the
+//! primitives every path shares (queue bytes, start a close, flush, remove).
+//!
+//! Splitting it from [`Reactor`](super::Reactor) lets the application be called with a
+//! `&mut Core` inside its [`Ctx`](super::Ctx) while the reactor holds `&mut App`.
+
+use super::remote::RemoteInner;
+use super::token::ConnId;
+use crate::app::{App, Closed};
+use crate::close::CloseCode;
+use crate::config::Config;
+use crate::time::Millis;
+use crate::timer::{TimerId, TimerWheel};
+use crate::wire::OpCode;
+use crate::ws::{BufPool, Outbox, SharedFrame, WsConn};
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+
+/// What a wheel timer is for.
+#[derive(Debug)]
+pub(crate) enum TimerTarget<T> {
+    /// The connection's own deadline: handshake, idle/ping, or close, by phase.
+    Conn(ConnId),
+    /// Retry accepting after descriptors ran out.
+    Accept,
+    /// The graceful shutdown's flush deadline.
+    Shutdown,
+    /// The application's timer.
+    App(T),
+}
+
+/// Where a connection is in its life.
+#[derive(Debug)]
+pub(crate) enum Phase {
+    /// Reading HTTP requests (an upgrade, or plain requests on keep-alive).
+    Http,
+    /// An upgraded WebSocket (open, or waiting for the peer's Close).
+    Ws(WsConn),
+    /// Done: flush what is queued, half-close, and wait for EOF or the close deadline.
+    Draining,
+}
+
+/// Flag bits of an [`Entry`].
+pub(crate) mod flag {
+    /// WRITABLE interest is registered (only while output is pending).
+    pub const WRITABLE: u8 = 1;
+    /// In the reactor's dirty list (flush at the end of the turn).
+    pub const DIRTY: u8 = 2;
+    /// Half-close (FIN) once the outbox is empty.
+    pub const SHUT_AFTER_FLUSH: u8 = 4;
+    /// FIN sent.
+    pub const SHUT_DONE: u8 = 8;
+    /// The read budget ran out with data possibly left: read again next turn.
+    pub const READ_PENDING: u8 = 16;
+    /// Counted in `ws_count`.
+    pub const UPGRADED: u8 = 32;
+    /// A server ping is outstanding.
+    pub const PINGED: u8 = 64;
+}
+
+/// One connection's slot: everything it owns. Idle, it holds no heap memory beyond the
+/// application's state.
+#[derive(Debug)]
+pub(crate) struct Entry<S> {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub generation: u32,
+    pub flags: u8,
+    pub phase: Phase,
+    /// Bytes of an incomplete frame or request (empty, unallocated, between frames).
+    pub rx: Vec<u8>,
+    pub outbox: Outbox,
+    pub timer: Option<TimerId>,
+    pub last_rx: Millis,
+    pub state: Option<S>,
+}
+
+/// The entry of `id` in `conns`, if `id` is still its current id. A free function so that
+/// callers can borrow `conns` apart from the rest of the [`Core`].
+fn slot<S>(conns: &mut Slab<Entry<S>>, id: ConnId) -> Option<&mut Entry<S>> {
+    conns
+        .get_mut(id.index())
+        .filter(|e| e.generation == id.generation())
+}
+
+/// The reactor's state apart from the application.
+#[derive(Debug)]
+pub(crate) struct Core<A: App> {
+    pub conns: Slab<Entry<A::Conn>>,
+    pub wheel: TimerWheel<TimerTarget<A::Timer>>,
+    pub pool: BufPool,
+    pub config: Config,
+    pub now: Millis,
+    pub registry: Registry,
+    /// The one read buffer shared by all connections.
+    pub read_buf: Vec<u8>,
+    /// Connections with output queued during this turn.
+    pub dirty: Vec<ConnId>,
+    /// Connections whose read budget ran out.
+    pub pending_reads: Vec<ConnId>,
+    /// Ended connections whose `on_close` is still to be called.
+    pub closed: VecDeque<(ConnId, A::Conn, Closed)>,
+    pub ws_count: usize,
+    pub generation: u32,
+    pub remote: Arc<RemoteInner<A::Command>>,
+    pub shutting_down: bool,
+    pub stop: bool,
+    pub accept_paused: bool,
+}
+
+/// Why a send did not happen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No such connection (gone, or an id from another slot generation).
+    Unknown,
+    /// The connection is closing or closed: nothing more may be sent.
+    Closing,
+    /// The connection's outbox overflowed: it is a slow reader and is being closed (1008).
+    Overflow,
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SendError::Unknown => "unknown connection",
+            SendError::Closing => "connection is closing",
+            SendError::Overflow => "outbox overflow: slow reader closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl<A: App> Core<A> {
+    /// The entry of a live connection, if `id` is still its current id.
+    pub fn get(&self, id: ConnId) -> Option<&Entry<A::Conn>> {
+        self.conns
+            .get(id.index())
+            .filter(|e| e.generation == id.generation())
+    }
+
+    /// Mutable [`Core::get`].
+    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Entry<A::Conn>> {
+        slot(&mut self.conns, id)
+    }
+
+    /// Marks a connection for flushing at the end of the turn.
+    fn mark_dirty(dirty: &mut Vec<ConnId>, entry: &mut Entry<A::Conn>, id: ConnId) {
+        if entry.flags & flag::DIRTY == 0 {
+            entry.flags |= flag::DIRTY;
+            dirty.push(id);
+        }
+    }
+
+    /// Queues an application message (or a frame built by `push`) to an open connection,
+    /// enforcing the outbox cap.
+    pub fn send_with(
+        &mut self,
+        id: ConnId,
+        len: usize,
+        push: impl FnOnce(&mut Outbox, &mut BufPool),
+    ) -> Result<(), SendError> {
+        let limit = self.config.outbox_limit;
+        let entry = slot(&mut self.conns, id).ok_or(SendError::Unknown)?;
+        let open = entry.state.is_some() && matches!(&entry.phase, Phase::Ws(ws) if ws.is_open());
+        if !open {
+            return Err(SendError::Closing);
+        }
+        // The cap bounds the backlog: an empty outbox always takes one frame, however big
+        // (the frame itself was bounded by whoever built it).
+        if !entry.outbox.is_empty() && entry.outbox.len() + len > limit {
+            entry.outbox.drop_unsent(&mut self.pool);
+            self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
+            return Err(SendError::Overflow);
+        }
+        push(&mut entry.outbox, &mut self.pool);
+        Self::mark_dirty(&mut self.dirty, entry, id);
+        Ok(())
+    }
+
+    /// Queues a control frame (pong, close) regardless of the cap: it is tiny and bounded
+    /// by the peer's own frames.
+    pub fn push_control(&mut self, id: ConnId, opcode: OpCode, payload: &[u8]) {
+        if let Some(entry) = slot(&mut self.conns, id) {
+            entry.outbox.push_frame(&mut self.pool, opcode, payload);
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
+    }
+
+    /// Queues raw bytes (an HTTP response).
+    pub fn push_bytes(&mut self, id: ConnId, bytes: &[u8]) {
+        if let Some(entry) = slot(&mut self.conns, id) {
+            entry.outbox.push_bytes(&mut self.pool, bytes);
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
+    }
+
+    /// Queues a shared frame without the cap check (used for a close frame).
+    fn push_shared_unchecked(&mut self, id: ConnId, frame: &SharedFrame) {
+        if let Some(entry) = slot(&mut self.conns, id) {
+            entry.outbox.push_shared(frame);
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
+    }
+
+    /// (Re)arms a connection's single deadline timer.
+    pub fn arm(&mut self, id: ConnId, at: Millis) {
+        let Some(entry) = self.get_mut(id) else {
+            return;
+        };
+        let current = entry.timer;
+        match current {
+            Some(t) if self.wheel.reschedule(t, at) => {}
+            _ => {
+                let t = self.wheel.insert(at, TimerTarget::Conn(id));
+                if let Some(entry) = self.get_mut(id) {
+                    entry.timer = Some(t);
+                }
+            }
+        }
+    }
+
+    /// Starts the server side of the closing handshake: queues a Close frame, hands the
+    /// application state to the `on_close` queue, and arms the close deadline. Nothing
+    /// happens for a connection already closing.
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+        self.close_as(id, code, reason, Closed::ByServer(code));
+    }
+
+    /// [`Core::close`] with an explicit reason for `on_close`.
+    pub fn close_as(&mut self, id: ConnId, code: CloseCode, reason: &str, why: Closed) {
+        let Some(entry) = self.get_mut(id) else {
+            return;
+        };
+        match &mut entry.phase {
+            Phase::Ws(ws) => {
+                if !ws.start_close() {
+                    return;
+                }
+                if matches!(why, Closed::Failed(_)) {
+                    // A failed connection reads nothing more: it only drains.
+                    entry.phase = Phase::Draining;
+                    entry.flags |= flag::SHUT_AFTER_FLUSH;
+                }
+            }
+            Phase::Http => {
+                entry.phase = Phase::Draining;
+                entry.flags |= flag::SHUT_AFTER_FLUSH;
+            }
+            Phase::Draining => return,
+        }
+        let state = entry.state.take();
+        if matches!(entry.phase, Phase::Ws(_) | Phase::Draining) && entry.flags & flag::UPGRADED != 0 {
+            let frame = SharedFrame::close(code, reason);
+            self.push_shared_unchecked(id, &frame);
+        }
+        if let Some(state) = state {
+            self.closed.push_back((id, state, why));
+        }
+        let at = self.now + self.config.close_timeout;
+        self.arm(id, at);
+    }
+
+    /// Ends a connection's closing handshake: flush, half-close, wait for EOF.
+    pub fn drain(&mut self, id: ConnId) {
+        let at = self.now + self.config.close_timeout;
+        if let Some(entry) = slot(&mut self.conns, id) {
+            entry.phase = Phase::Draining;
+            entry.flags |= flag::SHUT_AFTER_FLUSH;
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
+        self.arm(id, at);
+    }
+
+    /// Removes a connection now: closes the socket, cancels its timer, and queues
+    /// `on_close` (as `why`) if the application still held its state.
+    pub fn remove(&mut self, id: ConnId, why: Closed) {
+        if self.get(id).is_none() {
+            return;
+        }
+        let entry = self.conns.remove(id.index());
+        if let Some(t) = entry.timer {
+            self.wheel.cancel(t);
+        }
+        if entry.flags & flag::UPGRADED != 0 {
+            self.ws_count -= 1;
+        }
+        if let Some(state) = entry.state {
+            self.closed.push_back((id, state, why));
+        }
+        let mut outbox = entry.outbox;
+        outbox.drop_unsent(&mut self.pool);
+        if self.accept_paused {
+            // A descriptor just came free: try accepting again.
+            self.accept_paused = false;
+        }
+        // Dropping the stream closes the socket, which also removes it from epoll.
+    }
+
+    /// Writes a connection's queued output; keeps WRITABLE interest only while some is
+    /// left; half-closes after the last byte when asked to. A write error drops it.
+    pub fn flush(&mut self, id: ConnId) {
+        let Some(entry) = slot(&mut self.conns, id) else {
+            return;
+        };
+        entry.flags &= !flag::DIRTY;
+        let done = match entry.outbox.write_to(&mut entry.stream, &mut self.pool) {
+            Ok(done) => done,
+            Err(_) => {
+                self.remove(id, Closed::Dropped);
+                return;
+            }
+        };
+        let want_writable = !done;
+        let has_writable = entry.flags & flag::WRITABLE != 0;
+        if want_writable != has_writable {
+            let interest = if want_writable {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .registry
+                .reregister(&mut entry.stream, id.token(), interest)
+                .is_err()
+            {
+                self.remove(id, Closed::Dropped);
+                return;
+            }
+            entry.flags ^= flag::WRITABLE;
+        }
+        if done
+            && entry.flags & flag::SHUT_AFTER_FLUSH != 0
+            && entry.flags & flag::SHUT_DONE == 0
+        {
+            entry.flags |= flag::SHUT_DONE;
+            if let Err(e) = entry.stream.shutdown(Shutdown::Write) {
+                if e.kind() != io::ErrorKind::NotConnected {
+                    self.remove(id, Closed::Dropped);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! [`Ctx`]: what an application callback may do to the reactor.
+
+use super::core::{Core, SendError, TimerTarget};
+use super::remote::Remote;
+use super::token::ConnId;
+use crate::app::{App, Message};
+use crate::close::CloseCode;
+use crate::time::Millis;
+use crate::timer::TimerId;
+use crate::wire::OpCode;
+use crate::ws::SharedFrame;
+use std::net::SocketAddr;
+
+/// The reactor as seen from an application callback: send, broadcast, close, timers, and
+/// each connection's state. Effects are queued and written at the end of the reactor's turn.
+pub struct Ctx<'r, A: App> {
+    pub(crate) core: &'r mut Core<A>,
+}
+
+impl<A: App> std::fmt::Debug for Ctx<'_, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("now", &self.core.now)
+            .field("connections", &self.core.ws_count)
+            .finish()
+    }
+}
+
+impl<'r, A: App> Ctx<'r, A> {
+    pub(crate) fn new(core: &'r mut Core<A>) -> Self {
+        Ctx { core }
+    }
+
+    /// The reactor's current time (milliseconds since it started).
+    pub fn now(&self) -> Millis {
+        self.core.now
+    }
+
+    /// Sends a message to one connection. The bytes are encoded straight into its outbox.
+    pub fn send(&mut self, id: ConnId, message: Message<'_>) -> Result<(), SendError> {
+        let (opcode, payload) = match message {
+            Message::Text(t) => (OpCode::Text, t.as_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        let len = payload.len() + crate::wire::MAX_HEADER_LEN;
+        self.core
+            .send_with(id, len, |outbox, pool| outbox.push_frame(pool, opcode, payload))
+    }
+
+    /// Sends a text message.
+    pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
+        self.send(id, Message::Text(text))
+    }
+
+    /// Sends a binary message.
+    pub fn send_binary(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), SendError> {
+        self.send(id, Message::Binary(bytes))
+    }
+
+    /// Queues a frame encoded once ([`SharedFrame`]) to one connection, by reference.
+    pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
+        self.core
+            .send_with(id, frame.len(), |outbox, _| outbox.push_shared(frame))
+    }
+
+    /// Queues one shared frame to many connections (one encode, one reference each).
+    /// Returns how many accepted it; a slow member overflowing its cap is closed (1008)
+    /// and never stalls the others.
+    pub fn broadcast<I>(&mut self, ids: I, frame: &SharedFrame) -> usize
+    where
+        I: IntoIterator<Item = ConnId>,
+    {
+        ids.into_iter()
+            .filter(|&id| self.send_shared(id, frame).is_ok())
+            .count()
+    }
+
+    /// Queues one shared frame to every open WebSocket connection.
+    pub fn broadcast_all(&mut self, frame: &SharedFrame) -> usize {
+        let ids: Vec<ConnId> = self.connections().collect();
+        self.broadcast(ids, frame)
+    }
+
+    /// Every connection whose application state is live (upgraded and not closing).
+    pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.core
+            .conns
+            .iter()
+            .filter(|(_, e)| e.state.is_some())
+            .map(|(index, e)| ConnId::new(index, e.generation))
+    }
+
+    /// Upgraded connections currently held (open or closing).
+    pub fn connection_count(&self) -> usize {
+        self.core.ws_count
+    }
+
+    /// Starts closing a connection with `code` and `reason` (cut to 123 bytes). Its
+    /// `on_close` follows once this callback returns. No effect on one already closing.
+    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+        self.core.close(id, code, reason);
+    }
+
+    /// The application state of a live connection.
+    pub fn state(&mut self, id: ConnId) -> Option<&mut A::Conn> {
+        self.core.get_mut(id).and_then(|e| e.state.as_mut())
+    }
+
+    /// The state of a live connection, read-only.
+    pub fn state_ref(&self, id: ConnId) -> Option<&A::Conn> {
+        self.core.get(id).and_then(|e| e.state.as_ref())
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.core.get(id).map(|e| e.peer)
+    }
+
+    /// Bytes queued for a connection and not yet written (its backlog).
+    pub fn backlog(&self, id: ConnId) -> Option<usize> {
+        self.core.get(id).map(|e| e.outbox.len())
+    }
+
+    /// Schedules [`App::on_timer`] with `timer` at `at` on the reactor's timer wheel.
+    pub fn set_timer(&mut self, at: Millis, timer: A::Timer) -> TimerId {
+        self.core.wheel.insert(at, TimerTarget::App(timer))
+    }
+
+    /// Cancels an application timer, returning its payload if it had not fired.
+    pub fn cancel_timer(&mut self, id: TimerId) -> Option<A::Timer> {
+        match self.core.wheel.cancel(id) {
+            Some(TimerTarget::App(t)) => Some(t),
+            Some(other) => {
+                // Not an application timer: put it back untouched.
+                let at = self.core.now;
+                self.core.wheel.insert(at, other);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Moves an application timer to a new deadline; false if it already fired.
+    pub fn reschedule_timer(&mut self, id: TimerId, at: Millis) -> bool {
+        self.core.wheel.reschedule(id, at)
+    }
+
+    /// A handle for other threads.
+    pub fn remote(&self) -> Remote<A::Command> {
+        Remote::from_inner(self.core.remote.clone())
+    }
+
+    /// Begins a graceful shutdown (see [`Reactor::shutdown`](super::Reactor::shutdown)).
+    pub fn shutdown(&mut self) {
+        self.core.remote.request_shutdown();
+    }
+
+    /// Whether a graceful shutdown is under way.
+    pub fn is_shutting_down(&self) -> bool {
+        self.core.shutting_down
+    }
+}

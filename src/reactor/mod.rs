@@ -1,0 +1,476 @@
+//! The reactor: the only code that touches `mio` and the OS clock.
+//!
+//! One thread, one `mio::Poll`, connections in a slab addressed by [`ConnId`] (index +
+//! generation), one timer wheel for every deadline. Each [`Reactor::turn`] polls once
+//! (sleeping no longer than the next deadline), reads every ready socket into the shared
+//! buffer and feeds its state machine, runs cross-thread commands, accepts a bounded batch
+//! of new connections, fires expired timers, then flushes every connection that has output.
+
+mod core;
+mod ctx;
+mod input;
+mod remote;
+mod token;
+
+pub use self::core::SendError;
+pub use ctx::Ctx;
+pub use remote::{Remote, RemoteError};
+pub use token::ConnId;
+
+use self::core::{flag, Core, Phase, TimerTarget};
+use crate::app::{App, Closed};
+use crate::close::CloseCode;
+use crate::config::Config;
+use crate::error::Error;
+use crate::time::Millis;
+use crate::timer::TimerWheel;
+use crate::ws::{BufPool, Outbox, SharedFrame};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Waker};
+use remote::{Command, Payload, RemoteInner};
+use std::collections::VecDeque;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use token::{next_generation, LISTENER, WAKER};
+
+/// Sent, without a slot, to a connection accepted beyond `max_pending_handshakes`.
+const BUSY_RESPONSE: &[u8] =
+    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+/// Output buffers: size of each pooled buffer and how many spares are kept.
+const POOL_BUF: usize = 16 * 1024;
+const POOL_SPARES: usize = 256;
+/// Accept back-off after descriptors run out: first and longest pause.
+const ACCEPT_BACKOFF_MIN: Millis = Millis(20);
+const ACCEPT_BACKOFF_MAX: Millis = Millis(1000);
+
+/// Figures about a reactor's current load, for tests and monitoring.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Sockets held (any phase).
+    pub sockets: usize,
+    /// Upgraded WebSocket connections (open or closing).
+    pub websockets: usize,
+    /// Pending timers on the wheel (the reactor's and the application's).
+    pub timers: usize,
+    /// Heap bytes of spare output buffers.
+    pub pooled_bytes: usize,
+}
+
+/// A single-threaded WebSocket server reactor serving application `A`.
+pub struct Reactor<A: App> {
+    poll: Poll,
+    events: Option<Events>,
+    events_capacity: usize,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    core: Core<A>,
+    app: A,
+    epoch: Instant,
+    accept_pending: bool,
+    accept_backoff: Millis,
+    commands: VecDeque<Command<A::Command>>,
+}
+
+impl<A: App> std::fmt::Debug for Reactor<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reactor")
+            .field("local_addr", &self.local_addr)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl<A: App> Reactor<A> {
+    /// Binds `addr` and builds a reactor serving `app` with `config` (checked first).
+    pub fn bind(addr: SocketAddr, config: Config, app: A) -> Result<Self, Error> {
+        config.validate()?;
+        let listener = TcpListener::bind(addr)?;
+        Self::with_listener(listener, config, app)
+    }
+
+    /// Builds a reactor on a listener the host already bound (set non-blocking here).
+    pub fn from_std(listener: std::net::TcpListener, config: Config, app: A) -> Result<Self, Error> {
+        config.validate()?;
+        listener.set_nonblocking(true)?;
+        Self::with_listener(TcpListener::from_std(listener), config, app)
+    }
+
+    fn with_listener(mut listener: TcpListener, config: Config, app: A) -> Result<Self, Error> {
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        let remote = Arc::new(RemoteInner::new(waker, config.remote_queue));
+        let local_addr = listener.local_addr()?;
+        let registry = poll.registry().try_clone()?;
+        let events_capacity = config.events_per_poll;
+        let core = Core {
+            conns: slab::Slab::new(),
+            wheel: TimerWheel::new(Millis::ZERO),
+            pool: BufPool::new(POOL_BUF, POOL_SPARES),
+            read_buf: vec![0; config.read_buffer],
+            config,
+            now: Millis::ZERO,
+            registry,
+            dirty: Vec::new(),
+            pending_reads: Vec::new(),
+            closed: VecDeque::new(),
+            ws_count: 0,
+            generation: 0,
+            remote,
+            shutting_down: false,
+            stop: false,
+            accept_paused: false,
+        };
+        Ok(Reactor {
+            events: Some(Events::with_capacity(events_capacity)),
+            events_capacity,
+            poll,
+            listener: Some(listener),
+            local_addr,
+            core,
+            app,
+            epoch: Instant::now(),
+            accept_pending: true,
+            accept_backoff: ACCEPT_BACKOFF_MIN,
+            commands: VecDeque::new(),
+        })
+    }
+
+    /// The address the listener is bound to (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A cross-thread handle.
+    pub fn remote(&self) -> Remote<A::Command> {
+        Remote::from_inner(self.core.remote.clone())
+    }
+
+    /// The application.
+    pub fn app(&self) -> &A {
+        &self.app
+    }
+
+    /// The application, mutably (between turns).
+    pub fn app_mut(&mut self) -> &mut A {
+        &mut self.app
+    }
+
+    /// Current load figures.
+    pub fn stats(&self) -> Stats {
+        Stats {
+            sockets: self.core.conns.len(),
+            websockets: self.core.ws_count,
+            timers: self.core.wheel.len(),
+            pooled_bytes: self.core.pool.heap_bytes(),
+        }
+    }
+
+    /// Whether the reactor has stopped (after a shutdown or stop); `turn` then does nothing.
+    pub fn is_stopped(&self) -> bool {
+        self.core.stop
+    }
+
+    /// Runs turns until the reactor stops (graceful shutdown finished, or stop).
+    pub fn run(&mut self) -> Result<(), Error> {
+        while !self.core.stop {
+            self.turn(None)?;
+        }
+        Ok(())
+    }
+
+    /// Begins a graceful shutdown: stop accepting, call [`App::on_shutdown`], close every
+    /// connection with 1001, and stop once all are gone or `shutdown_timeout` passes.
+    pub fn shutdown(&mut self) {
+        self.begin_shutdown();
+    }
+
+    /// Stops at once, dropping every connection (each still gets `on_close`, as `Dropped`).
+    pub fn stop(&mut self) {
+        self.stop_now();
+    }
+
+    fn clock(&self) -> Millis {
+        Millis::from_duration(self.epoch.elapsed())
+    }
+
+    /// One batch: poll (waiting at most `max_wait`, or less when a timer is due), handle
+    /// every event, run commands, accept, fire timers, flush output.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> Result<(), Error> {
+        if self.core.stop {
+            return Ok(());
+        }
+        let busy = (self.accept_pending && !self.core.accept_paused && self.listener.is_some())
+            || !self.core.pending_reads.is_empty()
+            || !self.core.dirty.is_empty();
+        let mut timeout = max_wait;
+        if busy {
+            timeout = Some(Duration::ZERO);
+        } else if let Some(deadline) = self.core.wheel.next_deadline() {
+            let wait = deadline.saturating_since(self.clock()).to_duration();
+            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        }
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(self.events_capacity));
+        if let Err(e) = self.poll.poll(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                self.events = Some(events);
+                return Err(e.into());
+            }
+        }
+        self.core.now = self.clock();
+        for event in events.iter() {
+            match event.token() {
+                LISTENER => self.accept_pending = true,
+                WAKER => {}
+                token => {
+                    let id = ConnId::from_token(token);
+                    if event.is_readable() || event.is_read_closed() || event.is_error() {
+                        self.read_conn(id);
+                    }
+                    if event.is_writable() {
+                        self.core.flush(id);
+                    }
+                }
+            }
+        }
+        self.events = Some(events);
+        self.run_commands();
+        let pending = std::mem::take(&mut self.core.pending_reads);
+        for id in pending {
+            if self.core.get(id).is_some_and(|e| e.flags & flag::READ_PENDING != 0) {
+                self.read_conn(id);
+            }
+        }
+        if self.accept_pending && !self.core.accept_paused {
+            self.accept();
+        }
+        self.fire_timers();
+        self.flush_dirty();
+        if self.core.shutting_down && self.core.conns.is_empty() {
+            self.finish_stop();
+        }
+        Ok(())
+    }
+
+    fn flush_dirty(&mut self) {
+        // Flushing can drop a connection, whose on_close may queue output elsewhere: a few
+        // rounds, then the rest waits for the next turn (which then does not sleep).
+        for _ in 0..4 {
+            if self.core.dirty.is_empty() {
+                break;
+            }
+            let mut dirty = std::mem::take(&mut self.core.dirty);
+            for id in dirty.drain(..) {
+                self.core.flush(id);
+            }
+            if self.core.dirty.is_empty() {
+                self.core.dirty = dirty;
+            }
+            self.deliver_closed();
+        }
+    }
+
+    fn run_commands(&mut self) {
+        if self.core.remote.take_shutdown() {
+            self.begin_shutdown();
+        }
+        let mut commands = std::mem::take(&mut self.commands);
+        self.core.remote.drain(&mut commands);
+        while let Some(command) = commands.pop_front() {
+            let mut ctx = Ctx::new(&mut self.core);
+            match command {
+                Command::Send(id, Payload::Text(text)) => {
+                    let _ = ctx.send_text(id, &text);
+                }
+                Command::Send(id, Payload::Binary(bytes)) => {
+                    let _ = ctx.send_binary(id, &bytes);
+                }
+                Command::Close(id, code, reason) => ctx.close(id, code, &reason),
+                Command::Broadcast(Payload::Text(text)) => {
+                    ctx.broadcast_all(&SharedFrame::text(&text));
+                }
+                Command::Broadcast(Payload::Binary(bytes)) => {
+                    ctx.broadcast_all(&SharedFrame::binary(&bytes));
+                }
+                Command::App(command) => self.app.on_command(&mut ctx, command),
+                Command::Stop => self.stop_now(),
+            }
+            self.deliver_closed();
+        }
+        self.commands = commands;
+    }
+
+    fn accept(&mut self) {
+        for _ in 0..self.core.config.accepts_per_turn {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    self.accept_backoff = ACCEPT_BACKOFF_MIN;
+                    self.admit(stream, peer);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_pending = false;
+                    return;
+                }
+                Err(e)
+                    if e.kind() == io::ErrorKind::Interrupted
+                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM...: the pending connection stays in
+                    // the backlog. Pause accepting (no busy loop) and retry after a back-off,
+                    // or as soon as one of our own connections frees a descriptor.
+                    log::warn!("accept failed ({e}); pausing accepts for {}", self.accept_backoff);
+                    self.core.accept_paused = true;
+                    let at = self.core.now + self.accept_backoff;
+                    self.core.wheel.insert(at, TimerTarget::Accept);
+                    self.accept_backoff = (self.accept_backoff + self.accept_backoff).min(ACCEPT_BACKOFF_MAX);
+                    return;
+                }
+            }
+        }
+        // Budget spent: more may be waiting; the next turn continues without sleeping.
+        self.accept_pending = true;
+    }
+
+    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
+        let handshaking = self.core.conns.len() - self.core.ws_count;
+        if handshaking >= self.core.config.max_pending_handshakes || self.core.shutting_down {
+            let _ = stream.write(BUSY_RESPONSE);
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        let generation = next_generation(&mut self.core.generation);
+        let slot = self.core.conns.vacant_entry();
+        if slot.key() > u32::MAX as usize {
+            return;
+        }
+        let id = ConnId::new(slot.key(), generation);
+        if self
+            .core
+            .registry
+            .register(&mut stream, id.token(), Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        slot.insert(self::core::Entry {
+            stream,
+            peer,
+            generation,
+            flags: 0,
+            phase: Phase::Http,
+            rx: Vec::new(),
+            outbox: Outbox::default(),
+            timer: None,
+            last_rx: self.core.now,
+            state: None,
+        });
+        let at = self.core.now + self.core.config.handshake_timeout;
+        self.core.arm(id, at);
+    }
+
+    fn fire_timers(&mut self) {
+        while let Some((_, target)) = self.core.wheel.poll(self.core.now) {
+            match target {
+                TimerTarget::Conn(id) => self.conn_deadline(id),
+                TimerTarget::Accept => self.core.accept_paused = false,
+                TimerTarget::Shutdown => self.stop_now(),
+                TimerTarget::App(timer) => {
+                    let mut ctx = Ctx::new(&mut self.core);
+                    self.app.on_timer(&mut ctx, timer);
+                }
+            }
+            self.deliver_closed();
+        }
+    }
+
+    /// A connection's own deadline passed: what it means depends on its phase.
+    fn conn_deadline(&mut self, id: ConnId) {
+        let now = self.core.now;
+        let (idle_timeout, ping_interval) =
+            (self.core.config.idle_timeout, self.core.config.ping_interval);
+        let Some(entry) = self.core.get_mut(id) else {
+            return;
+        };
+        entry.timer = None;
+        let open = matches!(&entry.phase, Phase::Ws(ws) if ws.is_open()) && entry.state.is_some();
+        if !open {
+            // Handshake deadline (slowloris), close handshake or drain deadline.
+            self.core.remove(id, Closed::Dropped);
+            return;
+        }
+        let Some(idle) = idle_timeout else {
+            return;
+        };
+        let silent = now.saturating_since(entry.last_rx);
+        if silent >= idle {
+            self.core.close(id, CloseCode::GOING_AWAY, "idle timeout");
+            return;
+        }
+        let last_rx = entry.last_rx;
+        match ping_interval {
+            Some(ping) if silent >= ping => {
+                entry.flags |= flag::PINGED;
+                self.core.push_control(id, crate::wire::OpCode::Ping, b"");
+                self.core.arm(id, (now + ping).min(last_rx + idle));
+            }
+            Some(ping) => self.core.arm(id, last_rx + ping),
+            None => self.core.arm(id, last_rx + idle),
+        }
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.core.shutting_down || self.core.stop {
+            return;
+        }
+        self.core.shutting_down = true;
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.core.registry.deregister(&mut listener);
+        }
+        let mut ctx = Ctx::new(&mut self.core);
+        self.app.on_shutdown(&mut ctx);
+        self.deliver_closed();
+        let ids: Vec<ConnId> = self
+            .core
+            .conns
+            .iter()
+            .map(|(index, e)| ConnId::new(index, e.generation))
+            .collect();
+        for id in ids {
+            self.core.close(id, CloseCode::GOING_AWAY, "server shutting down");
+        }
+        self.deliver_closed();
+        let at = self.core.now + self.core.config.shutdown_timeout;
+        self.core.wheel.insert(at, TimerTarget::Shutdown);
+    }
+
+    fn stop_now(&mut self) {
+        let ids: Vec<ConnId> = self
+            .core
+            .conns
+            .iter()
+            .map(|(index, e)| ConnId::new(index, e.generation))
+            .collect();
+        for id in ids {
+            self.core.remove(id, Closed::Dropped);
+        }
+        self.deliver_closed();
+        self.finish_stop();
+    }
+
+    fn finish_stop(&mut self) {
+        self.listener = None;
+        self.core.stop = true;
+        self.core.remote.mark_stopped();
+        // Drop every pending timer (application timers included): nothing will fire them.
+        while self.core.wheel.poll(Millis::NEVER).is_some() {}
+    }
+}

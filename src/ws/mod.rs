@@ -1,0 +1,18 @@
+//! One WebSocket connection as plain state machines, with no sockets and no clock.
+//!
+//! - [`conn`]: [`WsConn`] decodes frames in the caller's read buffer (unmasking in place) and
+//!   yields borrowed events; it tracks fragmentation and the close handshake.
+//! - [`assembler`]: fragmented messages, under the same size limit as single frames, with
+//!   UTF-8 checked as each byte arrives.
+//! - [`frame`]: server frames, encoded once into shared bytes ([`SharedFrame`]).
+//! - [`outbox`]: the bounded per-connection queue of bytes waiting for the socket.
+
+pub mod assembler;
+pub mod conn;
+pub mod frame;
+pub mod outbox;
+
+pub use assembler::Kind;
+pub use conn::{Decoded, Event, ProtocolError, WsConn};
+pub use frame::{write_frame, SharedFrame};
+pub use outbox::{BufPool, Outbox};
