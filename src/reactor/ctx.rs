@@ -8,7 +8,7 @@ use crate::close::CloseCode;
 use crate::time::Millis;
 use crate::timer::TimerId;
 use crate::wire::OpCode;
-use crate::ws::SharedFrame;
+use crate::ws::{SharedFrame, SharedPayload};
 use std::net::SocketAddr;
 
 /// The reactor as seen from an application callback: send, broadcast, close, timers, and
@@ -61,6 +61,20 @@ impl<'r, A: App> Ctx<'r, A> {
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
         self.core
             .send_with(id, frame.len(), |outbox, _| outbox.push_shared(frame))
+    }
+
+    /// Sends a text frame whose payload is `prefix` followed by a shared `body` (encoded
+    /// once for many connections; only the prefix and frame header are per connection).
+    pub fn send_prefixed(
+        &mut self,
+        id: ConnId,
+        prefix: &[u8],
+        body: &SharedPayload,
+    ) -> Result<(), SendError> {
+        let len = prefix.len() + body.len() + crate::wire::MAX_HEADER_LEN;
+        self.core.send_with(id, len, |outbox, pool| {
+            outbox.push_prefixed(pool, OpCode::Text, prefix, body)
+        })
     }
 
     /// Queues one shared frame to many connections (one encode, one reference each).

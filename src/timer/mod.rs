@@ -326,7 +326,7 @@ impl<T> TimerWheel<T> {
         } else {
             // Top level, at most 63 slots ahead of the current one (the clamp).
             let current = elapsed >> TOP_SLOT_SHIFT;
-            let absolute = (deadline >> TOP_SLOT_SHIFT).min(current + SLOTS as u64);
+            let absolute = (deadline >> TOP_SLOT_SHIFT).min(current + (SLOTS as u64 - 1));
             (TOP, (absolute % SLOTS as u64) as usize)
         };
         let Some(lv) = self.levels.get_mut(level) else { return };

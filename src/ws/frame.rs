@@ -62,6 +62,38 @@ impl SharedFrame {
     }
 }
 
+/// A message body encoded once and shared, sent behind a small per-connection prefix
+/// (a gateway's per-session sequence number): the expensive part of a broadcast (serialising
+/// the event) happens once, and each member costs only its prefix and a frame header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SharedPayload(Rc<[u8]>);
+
+impl SharedPayload {
+    /// Wraps encoded bytes.
+    pub fn new(bytes: Vec<u8>) -> SharedPayload {
+        SharedPayload(bytes.into())
+    }
+
+    /// The bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub(crate) fn rc(&self) -> &Rc<[u8]> {
+        &self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,5 +14,5 @@ pub mod outbox;
 
 pub use assembler::Kind;
 pub use conn::{Decoded, Event, ProtocolError, WsConn};
-pub use frame::{write_frame, SharedFrame};
+pub use frame::{write_frame, SharedFrame, SharedPayload};
 pub use outbox::{BufPool, Outbox};

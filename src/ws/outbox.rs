@@ -5,7 +5,8 @@
 //! holds nothing (the buffer goes back to the pool once written). Broadcast frames are queued
 //! as shared references ([`SharedFrame`]) and written with vectored I/O beside owned bytes.
 
-use super::frame::{write_frame, SharedFrame};
+use super::frame::{write_frame, SharedFrame, SharedPayload};
+use crate::wire::{encode_header, MAX_HEADER_LEN};
 use crate::wire::OpCode;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
@@ -113,6 +114,26 @@ impl Outbox {
     pub fn push_shared(&mut self, frame: &SharedFrame) {
         self.len += frame.len();
         self.chunks.push_back(Chunk::Shared(Rc::clone(frame.rc())));
+    }
+
+    /// Queues one final frame whose payload is `prefix` followed by a shared `body`: the
+    /// header and prefix are written into an owned buffer, the body is queued by reference.
+    pub fn push_prefixed(
+        &mut self,
+        pool: &mut BufPool,
+        opcode: OpCode,
+        prefix: &[u8],
+        body: &SharedPayload,
+    ) {
+        let mut header = [0u8; MAX_HEADER_LEN];
+        let n = encode_header(&mut header, true, opcode, prefix.len() + body.len());
+        let buf = self.tail_with_room(pool, n + prefix.len());
+        buf.extend_from_slice(&header[..n]);
+        buf.extend_from_slice(prefix);
+        self.len += n + prefix.len() + body.len();
+        if !body.is_empty() {
+            self.chunks.push_back(Chunk::Shared(Rc::clone(body.rc())));
+        }
     }
 
     fn tail_with_room(&mut self, pool: &mut BufPool, need: usize) -> &mut Vec<u8> {
@@ -275,6 +296,21 @@ mod tests {
         assert_eq!(w.out, expect);
         assert!(ob.is_empty());
         assert_eq!(ob.heap_bytes(), 0, "an emptied outbox holds nothing");
+    }
+
+    #[test]
+    fn prefixed_frames_share_their_body() {
+        let mut pool = BufPool::new(256, 8);
+        let mut ob = Outbox::default();
+        let body = SharedPayload::new(b",\"t\":\"X\"}".to_vec());
+        ob.push_prefixed(&mut pool, OpCode::Text, b"{\"s\":1", &body);
+        ob.push_prefixed(&mut pool, OpCode::Text, b"{\"s\":10", &body);
+        let mut expect = Vec::new();
+        write_frame(&mut expect, OpCode::Text, b"{\"s\":1,\"t\":\"X\"}");
+        write_frame(&mut expect, OpCode::Text, b"{\"s\":10,\"t\":\"X\"}");
+        let mut w = Trickle { out: Vec::new(), budget: 5, block_next: false };
+        while !ob.write_to(&mut w, &mut pool).unwrap() {}
+        assert_eq!(w.out, expect);
     }
 
     #[test]

@@ -1,0 +1,83 @@
+//! `loadgen`: single-threaded mio WebSocket load generator for postern and its peers.
+//!
+//! Run `loadgen help` for the subcommands and options.
+
+use postern_bench::bench::{echo, fanout, idle, upgrades, Common};
+use postern_bench::cli::Args;
+
+const USAGE: &str = "\
+usage: loadgen SUBCOMMAND --url ws://HOST:PORT/path [common options] [options]
+
+common options:
+  --pid PID              server process: report server_cpu and work per server CPU-second
+  --sources IP,IP,...    bind client sockets to these source addresses, round-robin
+  --label NAME           tag copied into the report (e.g. the server's name)
+  --tag KEY=VALUE        extra field copied into the report (repeatable)
+  --quiet                no progress lines on stderr
+
+subcommands:
+  upgrades  --conns-in-flight K --duration S [--warmup S] [--first-message | --chat TOKEN]
+            [--close wait|frame|drop|rst]      (default wait: close frame, await the server's)
+  echo      --conns C --pipeline P --size N --duration S [--warmup S] [--binary]
+  idle      --conns N --pid PID [--hold S] [--conns-in-flight K] [--first-message]
+            [--settle-ms MS] [--open-timeout S]
+  fanout    --conns N --trigger-message TEXT --expect SUBSTRING [--join-message TEXT]
+            [--first-message] [--rounds R] [--settle-ms MS] [--timeout S] [--conns-in-flight K]
+
+output: progress on stderr, then a table and one JSON line per result on stdout.";
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("loadgen: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> postern_bench::Result<()> {
+    let mut args = Args::from_env();
+    let Some(sub) = args.subcommand() else {
+        return Err(format!("missing subcommand\n{USAGE}").into());
+    };
+    if sub == "help" || args.flag("--help") || args.flag("-h") {
+        println!("{USAGE}");
+        return Ok(());
+    }
+    let limit = postern_bench::sys::raise_nofile_limit()?;
+    let common = Common::parse(&mut args)?;
+    let report = match sub.as_str() {
+        "upgrades" => {
+            let o = upgrades::UpgradeOpts::parse(&mut args)?;
+            args.finish()?;
+            upgrades::run(&common, &o)?
+        }
+        "echo" => {
+            let o = echo::EchoOpts::parse(&mut args)?;
+            args.finish()?;
+            check_fds(o.conns, limit)?;
+            echo::run(&common, &o)?
+        }
+        "idle" => {
+            let o = idle::IdleOpts::parse(&mut args)?;
+            args.finish()?;
+            check_fds(o.conns, limit)?;
+            idle::run(&common, &o)?
+        }
+        "fanout" => {
+            let o = fanout::FanoutOpts::parse(&mut args)?;
+            args.finish()?;
+            check_fds(o.conns + 1, limit)?;
+            fanout::run(&common, &o)?
+        }
+        other => return Err(format!("unknown subcommand {other:?}\n{USAGE}").into()),
+    };
+    report.print();
+    Ok(())
+}
+
+/// Fails early if `conns` sockets cannot fit under the file descriptor limit.
+fn check_fds(conns: usize, limit: u64) -> postern_bench::Result<()> {
+    if conns as u64 + 32 > limit {
+        return Err(format!("{conns} connections need more than RLIMIT_NOFILE={limit}").into());
+    }
+    Ok(())
+}

@@ -1,0 +1,74 @@
+//! Gateway settings: intervals, deadlines, resume window, replay bounds, rate limits.
+
+use crate::time::Millis;
+
+/// What happens when a session is resumed while a connection still holds it.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum DuplicatePolicy {
+    /// The new connection is refused ([`GatewayError::AlreadyConnected`](super::GatewayError)).
+    RefuseNew,
+    /// The old connection is closed ([`GatewayError::SessionReplaced`](super::GatewayError))
+    /// and the new one takes the session: the usual cure for a half-open old socket.
+    ReplaceOld,
+}
+
+/// Gateway settings, each with its default.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// Heartbeat interval announced in HELLO (default 41,250 ms, as Discord).
+    pub heartbeat_interval: Millis,
+    /// Silence allowed beyond the interval before the connection is closed with the
+    /// protocol's heartbeat-timeout answer (default 1.5 × the interval: closed after 2.5
+    /// intervals without any message).
+    pub heartbeat_grace: Millis,
+    /// Time from HELLO to identify (default 10 s).
+    pub identify_timeout: Millis,
+    /// Whether heartbeats are accepted before identify (default false: identify first).
+    pub heartbeat_before_identify: bool,
+    /// Server probes: every `.0` the server sends a heartbeat request, which must be
+    /// answered by a heartbeat within `.1` (default off).
+    pub probe: Option<(Millis, Millis)>,
+    /// How long a session stays resumable after its connection is lost (default 60 s).
+    pub resume_window: Millis,
+    /// Events kept per session for replay (default 1,000).
+    pub replay_events: usize,
+    /// Bytes kept per session for replay (default 1 MiB).
+    pub replay_bytes: usize,
+    /// Sessions held in all, live or resumable (default 100,000). Past it the oldest
+    /// detached session is dropped (its resume then gets the invalid-session answer).
+    pub max_sessions: usize,
+    /// Client commands allowed per window (default 120 per 60 s, as Discord). Heartbeats are
+    /// counted apart (4 per heartbeat interval).
+    pub rate_limit: (u32, Millis),
+    /// Refused commands in a row tolerated (answered, not fatal) before the connection is
+    /// closed for abuse (default 10).
+    pub rate_limit_slack: u32,
+    /// What a resume of a live session does (default [`DuplicatePolicy::ReplaceOld`]).
+    pub duplicate: DuplicatePolicy,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig::with_heartbeat(Millis(41_250))
+    }
+}
+
+impl GatewayConfig {
+    /// Defaults around a heartbeat interval (grace = 1.5 × interval).
+    pub fn with_heartbeat(interval: Millis) -> GatewayConfig {
+        GatewayConfig {
+            heartbeat_interval: interval,
+            heartbeat_grace: Millis(interval.0 / 2 * 3),
+            identify_timeout: Millis(10_000),
+            heartbeat_before_identify: false,
+            probe: None,
+            resume_window: Millis(60_000),
+            replay_events: 1_000,
+            replay_bytes: 1024 * 1024,
+            max_sessions: 100_000,
+            rate_limit: (120, Millis(60_000)),
+            rate_limit_slack: 10,
+            duplicate: DuplicatePolicy::ReplaceOld,
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The seed protocols' dialects, one module each.
+
+pub mod i386;

@@ -1,0 +1,498 @@
+//! [`Gateway`]: the engine, an [`App`] that runs the session lifecycle for a [`Handler`].
+
+use super::config::{DuplicatePolicy, GatewayConfig};
+use super::ctx::Gw;
+use super::dialect::{Dialect, GatewayError, Op, Ready};
+use super::handler::{Admit, Handler};
+use super::registry::Registry;
+use super::session::{random_u64, ConnSession, SessionId, Tick};
+use crate::app::{Accept, App, Closed, Message};
+use crate::http::{Request, Response};
+use crate::reactor::{ConnId, Ctx};
+use crate::timer::TimerId;
+use crate::ws::SharedPayload;
+use serde_json::value::RawValue;
+
+/// The engine's timers.
+#[derive(Debug)]
+pub enum GwTimer<T> {
+    /// A connection's next deadline (identify, heartbeat, probe).
+    Conn(ConnId),
+    /// A detached session's resume window ends.
+    Expire(SessionId),
+    /// The handler's own timer.
+    Handler(T),
+}
+
+/// Per-connection engine state (the reactor's `App::Conn`).
+#[derive(Debug)]
+pub struct GwConn<S> {
+    machine: ConnSession,
+    timer: Option<TimerId>,
+    pending: Option<Admit<S>>,
+}
+
+impl<S> GwConn<S> {
+    /// The session this connection is attached to.
+    pub fn session(&self) -> Option<SessionId> {
+        self.machine.session()
+    }
+
+    /// Unhooks the connection from its session (the session was ended or moved), so that
+    /// its close does not detach the session again.
+    pub(crate) fn detach(&mut self) {
+        self.machine.unhook();
+    }
+}
+
+/// The engine's state apart from the handler.
+pub struct GwCore<H: Handler> {
+    pub(crate) dialect: H::Dialect,
+    pub(crate) config: GatewayConfig,
+    pub(crate) registry: Registry<H::Session>,
+    pub(crate) out: String,
+}
+
+/// A gateway server: the reactor application that speaks a [`Dialect`] and runs the whole
+/// lifecycle (hello, identify, ready, heartbeats, sequence numbers, resume with replay,
+/// rooms, rate limits, shutdown) for a [`Handler`].
+pub struct Gateway<H: Handler> {
+    handler: H,
+    core: GwCore<H>,
+}
+
+impl<H: Handler> std::fmt::Debug for GwCore<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GwCore")
+            .field("config", &self.config)
+            .field("sessions", &self.registry.len())
+            .finish()
+    }
+}
+
+impl<H: Handler> std::fmt::Debug for Gateway<H> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("core", &self.core).finish()
+    }
+}
+
+/// Writes `prefix` and the decimal `seq` into `buf`, returning the length.
+fn seq_prefix(buf: &mut [u8; 96], prefix: &[u8], seq: u64) -> usize {
+    let n = prefix.len().min(64);
+    buf[..n].copy_from_slice(&prefix[..n]);
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut v = seq;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let d = &digits[i..];
+    buf[n..n + d.len()].copy_from_slice(d);
+    n + d.len()
+}
+
+impl<H: Handler> GwCore<H> {
+    /// Sends whatever `build` writes (nothing if it writes nothing) to `id` as text.
+    pub(crate) fn send_with(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, build: impl FnOnce(&H::Dialect, &mut String)) {
+        self.out.clear();
+        build(&self.dialect, &mut self.out);
+        if !self.out.is_empty() {
+            let _ = ctx.send_text(id, &self.out);
+        }
+    }
+
+    /// Answers an error the protocol's way: its payload, then its close if fatal.
+    pub(crate) fn answer(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, error: &GatewayError) {
+        let answer = self.dialect.answer(error);
+        if let Some(payload) = answer.payload {
+            let _ = ctx.send_text(id, &payload);
+        }
+        if let Some((code, reason)) = answer.close {
+            ctx.close(id, code, &reason);
+        }
+    }
+
+    /// Encodes a dispatch's tail once.
+    pub(crate) fn encode(&mut self, event: &str, data: &str) -> SharedPayload {
+        let mut tail = String::with_capacity(event.len() + data.len() + 32);
+        self.dialect.dispatch_tail(&mut tail, event, data);
+        SharedPayload::new(tail.into_bytes())
+    }
+
+    /// Gives a session its next sequence number, keeps the event for replay, and sends it
+    /// if the session is live. Returns whether it went out on a connection.
+    pub(crate) fn deliver(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, session: SessionId, tail: &SharedPayload) -> bool {
+        let (events, bytes) = (self.config.replay_events, self.config.replay_bytes);
+        let Some(record) = self.registry.get_mut(session) else {
+            return false;
+        };
+        record.seq += 1;
+        let seq = record.seq;
+        record.replay.push(seq, tail.clone(), events, bytes);
+        let Some(conn) = record.conn else {
+            return false;
+        };
+        self.send_seq(ctx, conn, seq, tail)
+    }
+
+    fn send_seq(&self, ctx: &mut Ctx<'_, Gateway<H>>, conn: ConnId, seq: u64, tail: &SharedPayload) -> bool {
+        let mut buf = [0u8; 96];
+        let n = match self.dialect.dispatch_prefix() {
+            Some(prefix) => seq_prefix(&mut buf, prefix, seq),
+            None => 0,
+        };
+        ctx.send_prefixed(conn, &buf[..n], tail).is_ok()
+    }
+
+    fn arm(&self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId) {
+        let config = &self.config;
+        let Some(state) = ctx.state_ref(id) else {
+            return;
+        };
+        let at = state.machine.next_deadline(config);
+        let timer = state.timer;
+        if let Some(t) = timer {
+            if ctx.reschedule_timer(t, at) {
+                return;
+            }
+        }
+        let t = ctx.set_timer(at, GwTimer::Conn(id));
+        if let Some(state) = ctx.state(id) {
+            state.timer = Some(t);
+        }
+    }
+
+    /// Starts a new session on `id` and sends READY.
+    fn open_session(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, session: H::Session, extra: &str) -> Option<SessionId> {
+        let mut sid = SessionId(random_u64().ok()?);
+        while self.registry.contains(sid) {
+            sid = SessionId(random_u64().ok()?);
+        }
+        self.registry.insert(sid, session, id);
+        let now = ctx.now();
+        if let Some(state) = ctx.state(id) {
+            state.machine.identified(now, sid);
+        }
+        self.send_with(ctx, id, |d, out| {
+            d.ready(out, &Ready { session: sid, resumed: false, extra })
+        });
+        Some(sid)
+    }
+
+    /// Re-attaches `sid` to `id`, sends READY (resumed) and replays what was missed.
+    fn resume(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, sid: SessionId, seen: Option<u64>, extra: &str) -> Result<(), GatewayError> {
+        let record = self.registry.get(sid).ok_or(GatewayError::InvalidSession)?;
+        let from = seen.unwrap_or(record.detached_seq);
+        if record.replay.since(from, record.seq).is_none() {
+            return Err(GatewayError::InvalidSession);
+        }
+        if let Some(old) = record.conn.filter(|&c| c != id) {
+            match self.config.duplicate {
+                DuplicatePolicy::RefuseNew => return Err(GatewayError::AlreadyConnected),
+                DuplicatePolicy::ReplaceOld => {
+                    // Unhook the old connection first so its close does not detach us.
+                    if let Some(state) = ctx.state(old) {
+                        state.detach();
+                    }
+                    self.answer(ctx, old, &GatewayError::SessionReplaced);
+                }
+            }
+        }
+        let now = ctx.now();
+        if let Some(state) = ctx.state(id) {
+            state.machine.identified(now, sid);
+        }
+        let record = self.registry.get_mut(sid).ok_or(GatewayError::InvalidSession)?;
+        record.conn = Some(id);
+        if let Some(t) = record.expiry.take() {
+            ctx.cancel_timer(t);
+        }
+        self.send_with(ctx, id, |d, out| {
+            d.ready(out, &Ready { session: sid, resumed: true, extra })
+        });
+        let missed: Vec<(u64, SharedPayload)> = match self.registry.get(sid) {
+            Some(r) => r.replay.since(from, r.seq).into_iter().flatten().map(|(s, p)| (s, p.clone())).collect(),
+            None => Vec::new(),
+        };
+        for (seq, tail) in missed {
+            self.send_seq(ctx, id, seq, &tail);
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest detached sessions while over the session bound.
+    fn evict(&mut self) -> Vec<(SessionId, H::Session)> {
+        let mut gone = Vec::new();
+        while self.registry.len() >= self.config.max_sessions {
+            let Some(sid) = self.registry.oldest_detached() else {
+                break;
+            };
+            if let Some(r) = self.registry.remove(sid) {
+                gone.push((sid, r.data));
+            }
+        }
+        gone
+    }
+}
+
+impl<H: Handler> Gateway<H> {
+    /// A gateway running `handler`, speaking `dialect`, with `config`.
+    pub fn new(handler: H, dialect: H::Dialect, config: GatewayConfig) -> Gateway<H> {
+        Gateway {
+            handler,
+            core: GwCore {
+                dialect,
+                config,
+                registry: Registry::default(),
+                out: String::new(),
+            },
+        }
+    }
+
+    /// The handler.
+    pub fn handler(&self) -> &H {
+        &self.handler
+    }
+
+    /// The handler, mutably.
+    pub fn handler_mut(&mut self) -> &mut H {
+        &mut self.handler
+    }
+
+    /// Sessions held (live and resumable).
+    pub fn session_count(&self) -> usize {
+        self.core.registry.len()
+    }
+
+    fn end_sessions(&mut self, ctx: &mut Ctx<'_, Self>, gone: Vec<(SessionId, H::Session)>) {
+        for (sid, state) in gone {
+            let mut gw = Gw::new(ctx, &mut self.core);
+            self.handler.on_session_end(&mut gw, sid, state);
+        }
+    }
+
+    fn identify(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, payload: &RawValue) {
+        let result = {
+            let mut gw = Gw::new(ctx, &mut self.core);
+            self.handler.identify(&mut gw, id, payload)
+        };
+        match result {
+            Ok(session) => self.start(ctx, id, session),
+            Err(e) => self.core.answer(ctx, id, &e),
+        }
+    }
+
+    fn start(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, session: H::Session) {
+        let gone = self.core.evict();
+        self.end_sessions(ctx, gone);
+        let extra = self.handler.ready_fields(&session);
+        match self.core.open_session(ctx, id, session, &extra) {
+            Some(sid) => {
+                let mut gw = Gw::new(ctx, &mut self.core);
+                self.handler.on_ready(&mut gw, sid, false);
+            }
+            None => self.core.answer(ctx, id, &GatewayError::app(1011, true, "no randomness")),
+        }
+    }
+
+    fn resume(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, sid: SessionId, seen: Option<u64>, credentials: Option<&RawValue>) {
+        if let Some(payload) = credentials {
+            let allowed = match self.core.registry.get(sid) {
+                Some(record) => self.handler.resume(&record.data, payload),
+                None => false,
+            };
+            if !allowed {
+                self.core.answer(ctx, id, &GatewayError::InvalidSession);
+                return;
+            }
+        }
+        let extra = match self.core.registry.get(sid) {
+            Some(record) => self.handler.ready_fields(&record.data),
+            None => String::new(),
+        };
+        match self.core.resume(ctx, id, sid, seen, &extra) {
+            Ok(()) => {
+                let mut gw = Gw::new(ctx, &mut self.core);
+                self.handler.on_ready(&mut gw, sid, true);
+            }
+            Err(e) => self.core.answer(ctx, id, &e),
+        }
+    }
+}
+
+impl<H: Handler> App for Gateway<H> {
+    type Conn = GwConn<H::Session>;
+    type Timer = GwTimer<H::Timer>;
+    type Command = H::Command;
+
+    fn on_upgrade(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, request: &Request<'_, '_>) -> Accept<Self::Conn> {
+        let admit = {
+            let mut gw = Gw::new(ctx, &mut self.core);
+            self.handler.on_upgrade(&mut gw, id, request)
+        };
+        match admit {
+            Admit::Reject(response) => Accept::No(response),
+            admit => Accept::new(GwConn {
+                machine: ConnSession::new(ctx.now(), &self.core.config),
+                timer: None,
+                pending: Some(admit),
+            }),
+        }
+    }
+
+    fn on_open(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId) {
+        let interval = self.core.config.heartbeat_interval;
+        let pending = ctx.state(id).and_then(|s| s.pending.take());
+        if !matches!(pending, Some(Admit::Fail(_))) {
+            self.core.send_with(ctx, id, |d, out| d.hello(out, interval));
+        }
+        match pending {
+            Some(Admit::Identified(session)) => self.start(ctx, id, session),
+            Some(Admit::Resume(sid)) => self.resume(ctx, id, sid, None, None),
+            Some(Admit::Fail(error)) => self.core.answer(ctx, id, &error),
+            _ => {}
+        }
+        self.core.arm(ctx, id);
+    }
+
+    fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, message: Message<'_>) {
+        let Message::Text(text) = message else {
+            self.core.answer(ctx, id, &GatewayError::Decode(super::DecodeError::Binary));
+            return;
+        };
+        let op = match self.core.dialect.decode(text) {
+            Ok(op) => op,
+            Err(e) => {
+                self.core.answer(ctx, id, &GatewayError::Decode(e));
+                return;
+            }
+        };
+        let now = ctx.now();
+        let config = &self.core.config;
+        let verdict = match ctx.state(id) {
+            Some(state) => state.machine.admit(now, &op, config),
+            None => return,
+        };
+        if let Err(e) = verdict {
+            self.core.answer(ctx, id, &e);
+            return;
+        }
+        match op {
+            Op::Heartbeat(echo) => self.core.send_with(ctx, id, |d, out| d.heartbeat_ack(out, echo)),
+            Op::Identify(payload) => self.identify(ctx, id, payload),
+            Op::Resume { session, seq, payload } => self.resume(ctx, id, session, Some(seq), Some(payload)),
+            Op::Dispatch { event, data } => {
+                let Some(sid) = ctx.state_ref(id).and_then(|s| s.machine.session()) else {
+                    return;
+                };
+                let result = {
+                    let mut gw = Gw::new(ctx, &mut self.core);
+                    self.handler.on_event(&mut gw, sid, &event, data)
+                };
+                if let Err(e) = result {
+                    self.core.answer(ctx, id, &e);
+                }
+            }
+        }
+    }
+
+    fn on_close(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, state: Self::Conn, _why: Closed) {
+        if let Some(t) = state.timer {
+            ctx.cancel_timer(t);
+        }
+        let Some(sid) = state.machine.session() else {
+            return;
+        };
+        match self.core.registry.get(sid) {
+            Some(record) if record.conn == Some(id) => {}
+            _ => return,
+        }
+        if ctx.is_shutting_down() {
+            if let Some(record) = self.core.registry.remove(sid) {
+                self.end_sessions(ctx, vec![(sid, record.data)]);
+            }
+            return;
+        }
+        self.core.registry.detach(sid, ctx.now());
+        let at = ctx.now() + self.core.config.resume_window;
+        let timer = ctx.set_timer(at, GwTimer::Expire(sid));
+        if let Some(record) = self.core.registry.get_mut(sid) {
+            record.expiry = Some(timer);
+        }
+        let mut gw = Gw::new(ctx, &mut self.core);
+        self.handler.on_detach(&mut gw, sid);
+    }
+
+    fn on_http(&mut self, ctx: &mut Ctx<'_, Self>, _id: ConnId, request: &Request<'_, '_>, body: &[u8]) -> Response {
+        let mut gw = Gw::new(ctx, &mut self.core);
+        self.handler.on_http(&mut gw, request, body)
+    }
+
+    fn on_timer(&mut self, ctx: &mut Ctx<'_, Self>, timer: Self::Timer) {
+        match timer {
+            GwTimer::Conn(id) => {
+                let now = ctx.now();
+                let config = &self.core.config;
+                let tick = match ctx.state(id) {
+                    Some(state) => {
+                        state.timer = None;
+                        state.machine.tick(now, config)
+                    }
+                    None => return,
+                };
+                match tick {
+                    Tick::Expired(error) => self.core.answer(ctx, id, &error),
+                    Tick::Probe => self.core.send_with(ctx, id, |d, out| d.heartbeat_request(out)),
+                    Tick::Idle => {}
+                }
+                self.core.arm(ctx, id);
+            }
+            GwTimer::Expire(sid) => {
+                let detached = self.core.registry.get(sid).is_some_and(|r| r.conn.is_none());
+                if detached {
+                    if let Some(record) = self.core.registry.remove(sid) {
+                        self.end_sessions(ctx, vec![(sid, record.data)]);
+                    }
+                }
+            }
+            GwTimer::Handler(timer) => {
+                let mut gw = Gw::new(ctx, &mut self.core);
+                self.handler.on_timer(&mut gw, timer);
+            }
+        }
+    }
+
+    fn on_command(&mut self, ctx: &mut Ctx<'_, Self>, command: Self::Command) {
+        let mut gw = Gw::new(ctx, &mut self.core);
+        self.handler.on_command(&mut gw, command);
+    }
+
+    fn on_shutdown(&mut self, ctx: &mut Ctx<'_, Self>) {
+        {
+            let mut gw = Gw::new(ctx, &mut self.core);
+            self.handler.on_shutdown(&mut gw);
+        }
+        let live: Vec<(SessionId, ConnId)> = self
+            .core
+            .registry
+            .ids()
+            .filter_map(|sid| self.core.registry.get(sid).and_then(|r| r.conn).map(|c| (sid, c)))
+            .collect();
+        if let Some(event) = self.core.dialect.going_down_event() {
+            let tail = self.core.encode(event, "{}");
+            for &(sid, _) in &live {
+                self.core.deliver(ctx, sid, &tail);
+            }
+        }
+        let (code, reason) = self.core.dialect.shutdown_close();
+        let ids: Vec<ConnId> = ctx.connections().collect();
+        for id in ids {
+            ctx.close(id, code, reason);
+        }
+    }
+}

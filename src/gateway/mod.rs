@@ -1,0 +1,27 @@
+//! The gateway engine: the Discord-style session lifecycle above the WebSocket transport.
+//!
+//! - [`session`]: the per-connection machine (identify first, heartbeat and identify
+//!   deadlines, server probes, rate limits), sans-IO.
+//! - [`replay`]: the bounded per-session replay buffer for resume.
+//! - [`registry`]: sessions by id and rooms by name.
+//! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
+//! - [`handler`]: what an application implements ([`Handler`]).
+//! - [`engine`]: [`Gateway`], the reactor application that runs it all.
+//! - [`dialects`]: the seed protocols' dialects.
+
+pub mod config;
+pub mod ctx;
+pub mod dialect;
+pub mod dialects;
+pub mod engine;
+pub mod handler;
+pub mod registry;
+pub mod replay;
+pub mod session;
+
+pub use config::{DuplicatePolicy, GatewayConfig};
+pub use ctx::Gw;
+pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+pub use engine::{Gateway, GwConn, GwTimer};
+pub use handler::{Admit, Handler};
+pub use session::{SessionId, TokenBucket};

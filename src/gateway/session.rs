@@ -1,0 +1,231 @@
+//! The per-connection session machine, sans-IO: what a connection may send when, its
+//! identify and heartbeat deadlines, server probes, and its rate limits.
+//!
+//! Fed with decoded operations and `now`; answers with verdicts. The engine applies them
+//! (sends, closes, timers); the tests drive it with a fake clock.
+
+use super::config::GatewayConfig;
+use super::dialect::{GatewayError, Op};
+use crate::time::Millis;
+use std::fmt;
+use std::io::Read;
+
+/// A session's identifier: 64 bits from the operating system's randomness, so that no one
+/// can guess another client's session.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(pub u64);
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the id itself: it is a resume credential.
+        f.write_str("session")
+    }
+}
+
+/// Fills `buf` from the OS's random source (`/dev/urandom`).
+pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// A random `u64` from the OS (0 is never returned).
+pub fn random_u64() -> std::io::Result<u64> {
+    let mut b = [0u8; 8];
+    os_random(&mut b)?;
+    Ok(u64::from_le_bytes(b).max(1))
+}
+
+/// A token bucket in integer arithmetic: `capacity` tokens per `window`, refilled
+/// continuously; credit is counted in token-milliseconds so nothing rounds away.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct TokenBucket {
+    credit: u64,
+    last: Millis,
+}
+
+impl TokenBucket {
+    /// A full bucket.
+    pub fn full(now: Millis, capacity: u32, window: Millis) -> TokenBucket {
+        TokenBucket {
+            credit: u64::from(capacity) * window.0.max(1),
+            last: now,
+        }
+    }
+
+    /// Takes one token if there is one.
+    pub fn take(&mut self, now: Millis, capacity: u32, window: Millis) -> bool {
+        let window = window.0.max(1);
+        let elapsed = now.saturating_since(self.last).0;
+        self.last = now.max(self.last);
+        let max = u64::from(capacity) * window;
+        self.credit = (self.credit + elapsed.saturating_mul(u64::from(capacity))).min(max);
+        if self.credit >= window {
+            self.credit -= window;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// Where a connection stands in the gateway lifecycle.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// HELLO sent; only identify, resume (and nothing else) are accepted until `deadline`.
+    AwaitIdentify {
+        /// The identify deadline.
+        deadline: Millis,
+    },
+    /// Identified: attached to this session.
+    Ready(SessionId),
+}
+
+/// What a deadline check found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Tick {
+    /// Nothing due.
+    Idle,
+    /// Send a heartbeat request (probe) now; the client must answer in time.
+    Probe,
+    /// The connection has failed this deadline.
+    Expired(GatewayError),
+}
+
+/// The session machine of one connection (about 72 bytes, no heap).
+#[derive(Clone, Debug)]
+pub struct ConnSession {
+    stage: Stage,
+    last_heard: Millis,
+    probe_sent: Option<Millis>,
+    last_probe: Millis,
+    commands: TokenBucket,
+    heartbeats: TokenBucket,
+    refused_in_a_row: u32,
+}
+
+/// Heartbeats allowed per heartbeat interval (beyond it they count as flooding).
+const HEARTBEATS_PER_INTERVAL: u32 = 4;
+
+impl ConnSession {
+    /// A connection that has just been sent HELLO at `now`.
+    pub fn new(now: Millis, config: &GatewayConfig) -> ConnSession {
+        ConnSession {
+            stage: Stage::AwaitIdentify {
+                deadline: now + config.identify_timeout,
+            },
+            last_heard: now,
+            probe_sent: None,
+            last_probe: now,
+            commands: TokenBucket::full(now, config.rate_limit.0, config.rate_limit.1),
+            heartbeats: TokenBucket::full(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval),
+            refused_in_a_row: 0,
+        }
+    }
+
+    /// The current stage.
+    pub fn stage(&self) -> Stage {
+        self.stage
+    }
+
+    /// The attached session, once identified.
+    pub fn session(&self) -> Option<SessionId> {
+        match self.stage {
+            Stage::Ready(id) => Some(id),
+            Stage::AwaitIdentify { .. } => None,
+        }
+    }
+
+    /// Checks one decoded operation against the lifecycle order and the rate limits.
+    /// `Ok` means the engine should carry it out.
+    pub fn admit(&mut self, now: Millis, op: &Op<'_>, config: &GatewayConfig) -> Result<(), GatewayError> {
+        let allowed = match op {
+            Op::Heartbeat(_) => self.heartbeats.take(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval),
+            _ => self.commands.take(now, config.rate_limit.0, config.rate_limit.1),
+        };
+        if !allowed {
+            self.refused_in_a_row += 1;
+            let fatal = self.refused_in_a_row > config.rate_limit_slack;
+            return Err(GatewayError::RateLimited { fatal });
+        }
+        self.refused_in_a_row = 0;
+        match (&self.stage, op) {
+            (Stage::AwaitIdentify { .. }, Op::Identify(_) | Op::Resume { .. }) => {}
+            (Stage::AwaitIdentify { .. }, Op::Heartbeat(_)) if config.heartbeat_before_identify => {}
+            (Stage::AwaitIdentify { .. }, _) => return Err(GatewayError::NotIdentified),
+            (Stage::Ready(_), Op::Identify(_) | Op::Resume { .. }) => {
+                return Err(GatewayError::AlreadyIdentified)
+            }
+            (Stage::Ready(_), _) => {}
+        }
+        self.last_heard = now;
+        if matches!(op, Op::Heartbeat(_)) && self.probe_sent.take().is_some() {
+            self.last_probe = now;
+        }
+        Ok(())
+    }
+
+    /// Attaches the connection to `session` (identify or resume succeeded).
+    pub fn identified(&mut self, now: Millis, session: SessionId) {
+        self.stage = Stage::Ready(session);
+        self.last_heard = now;
+        self.last_probe = now;
+    }
+
+    /// Forgets the session (it was ended or moved to another connection); the connection
+    /// is closing and accepts nothing more.
+    pub fn unhook(&mut self) {
+        self.stage = Stage::AwaitIdentify {
+            deadline: Millis::ZERO,
+        };
+    }
+
+    /// Whether identify or resume has succeeded.
+    pub fn is_identified(&self) -> bool {
+        matches!(self.stage, Stage::Ready(_))
+    }
+
+    /// The earliest time something is due.
+    pub fn next_deadline(&self, config: &GatewayConfig) -> Millis {
+        let mut at = self.last_heard + config.heartbeat_interval + config.heartbeat_grace;
+        if let Stage::AwaitIdentify { deadline } = self.stage {
+            at = at.min(deadline);
+        }
+        if let Some((every, within)) = config.probe {
+            if self.is_identified() {
+                at = at.min(match self.probe_sent {
+                    Some(sent) => sent + within,
+                    None => self.last_probe + every,
+                });
+            }
+        }
+        at
+    }
+
+    /// Evaluates the deadlines at `now`.
+    pub fn tick(&mut self, now: Millis, config: &GatewayConfig) -> Tick {
+        if let Stage::AwaitIdentify { deadline } = self.stage {
+            if now >= deadline {
+                return Tick::Expired(GatewayError::IdentifyTimeout);
+            }
+        }
+        if now >= self.last_heard + config.heartbeat_interval + config.heartbeat_grace {
+            return Tick::Expired(GatewayError::HeartbeatTimeout);
+        }
+        if let (Some((every, within)), true) = (config.probe, self.is_identified()) {
+            match self.probe_sent {
+                Some(sent) if now >= sent + within => {
+                    return Tick::Expired(GatewayError::HeartbeatTimeout)
+                }
+                None if now >= self.last_probe + every => {
+                    self.probe_sent = Some(now);
+                    return Tick::Probe;
+                }
+                _ => {}
+            }
+        }
+        Tick::Idle
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;
