@@ -1,0 +1,354 @@
+//! The i386chat gateway (seed 004) on postern: present with a token, chat in channels,
+//! heartbeats, sequence numbers, resume with replay, bans, GATEWAY_DOWN on shutdown.
+//!
+//! ```text
+//! cargo run --release --example chat -- --user alice:TOKEN_A --admin root:TOKEN_R
+//! ```
+//!
+//! The protocol, every event and every error code: docs/protocols/chat.md.
+
+#[path = "support/signals.rs"]
+mod signals;
+
+use postern::gateway::dialects::i386::I386;
+use postern::gateway::{write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId};
+use postern::{Config, Millis, Reactor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+/// Error codes this server adds to the dialect's (see docs/protocols/chat.md).
+const UNKNOWN_EVENT: u16 = 4010;
+const INVALID_EVENT: u16 = 4011;
+const FORBIDDEN: u16 = 4012;
+const BANNED: u16 = 4013;
+const UNKNOWN_TARGET: u16 = 4016;
+/// Channel every session starts in.
+const DEFAULT_CHANNEL: &str = "general";
+/// Messages remembered for MESSAGE_DELETE.
+const MESSAGE_MEMORY: usize = 10_000;
+
+/// A registered user.
+struct User {
+    name: String,
+    token: String,
+    admin: bool,
+}
+
+/// Per-session state.
+struct Chatter {
+    user: String,
+    admin: bool,
+    channel: String,
+    enc_key: String,
+}
+
+/// The chat server.
+struct Chat {
+    users: Vec<User>,
+    banned: HashSet<String>,
+    channels: HashSet<String>,
+    /// Recent messages: id → (author, channel), oldest first in `order`.
+    messages: HashMap<u64, (String, String)>,
+    order: VecDeque<u64>,
+    next_message: u64,
+}
+
+fn invalid(why: &'static str) -> GatewayError {
+    GatewayError::app(INVALID_EVENT, false, why)
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut diff = a.len() ^ b.len();
+    for i in 0..a.len().max(b.len()) {
+        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+fn json_str(s: &str) -> String {
+    let mut out = String::new();
+    write_json_str(&mut out, s);
+    out
+}
+
+#[derive(Deserialize)]
+struct Present<'a> {
+    #[serde(borrow)]
+    token: std::borrow::Cow<'a, str>,
+}
+
+impl Chat {
+    fn user_for(&self, payload: &RawValue) -> Result<&User, GatewayError> {
+        let present: Present<'_> = serde_json::from_str(payload.get()).map_err(|e| {
+            GatewayError::Decode(postern::gateway::DecodeError::Malformed(e.to_string()))
+        })?;
+        let mut found = None;
+        for user in &self.users {
+            if same_secret(&user.token, &present.token) {
+                found = Some(user);
+            }
+        }
+        found.ok_or(GatewayError::AuthenticationFailed)
+    }
+
+    fn remember(&mut self, id: u64, author: &str, channel: &str) {
+        self.messages.insert(id, (author.to_owned(), channel.to_owned()));
+        self.order.push_back(id);
+        while self.order.len() > MESSAGE_MEMORY {
+            if let Some(old) = self.order.pop_front() {
+                self.messages.remove(&old);
+            }
+        }
+    }
+
+    fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
+        let raw = data.map_or("{}", |d| d.get());
+        serde_json::from_str(raw).map_err(|_| invalid("invalid event payload"))
+    }
+}
+
+#[derive(Deserialize)]
+struct Content {
+    content: String,
+}
+#[derive(Deserialize)]
+struct MessageRef {
+    id: u64,
+}
+#[derive(Deserialize)]
+struct BanTarget {
+    user: String,
+}
+#[derive(Deserialize)]
+struct ChannelName {
+    #[serde(alias = "name")]
+    channel: String,
+}
+
+fn valid_channel(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+impl Handler for Chat {
+    type Dialect = I386;
+    type Session = Chatter;
+    type Timer = ();
+    type Command = ();
+
+    fn identify(&mut self, _: &mut Gw<'_, '_, Self>, _: postern::ConnId, payload: &RawValue) -> Result<Chatter, GatewayError> {
+        let user = self.user_for(payload)?;
+        if self.banned.contains(&user.name) {
+            return Err(GatewayError::app(BANNED, true, "banned"));
+        }
+        let mut key = [0u8; 16];
+        postern::gateway::session::os_random(&mut key).map_err(|_| GatewayError::app(4000, true, "no randomness"))?;
+        let enc_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        Ok(Chatter { user: user.name.clone(), admin: user.admin, channel: DEFAULT_CHANNEL.into(), enc_key })
+    }
+
+    fn resume(&mut self, session: &Chatter, payload: &RawValue) -> bool {
+        matches!(self.user_for(payload), Ok(user) if user.name == session.user) && !self.banned.contains(&session.user)
+    }
+
+    fn ready_fields(&self, session: &Chatter) -> String {
+        format!("\"enc_key\":\"{}\",\"user\":{},\"channel\":{}", session.enc_key, json_str(&session.user), json_str(&session.channel))
+    }
+
+    fn on_ready(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, resumed: bool) {
+        if resumed {
+            return;
+        }
+        let Some(c) = gw.session(session) else { return };
+        let (user, channel) = (c.user.clone(), c.channel.clone());
+        gw.join(session, &channel);
+        let data = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+        gw.dispatch_room(&channel, "ROOM_USER_ADD", &data, None);
+    }
+
+    fn on_event(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, event: &str, data: Option<&RawValue>) -> Result<(), GatewayError> {
+        let Some(me) = gw.session(session) else { return Ok(()) };
+        let (user, admin, channel) = (me.user.clone(), me.admin, me.channel.clone());
+        match event {
+            "MESSAGE_CREATE" => {
+                let msg: Content = Self::data(data)?;
+                if msg.content.is_empty() || msg.content.chars().count() > 2000 {
+                    return Err(invalid("content must be 1-2000 characters"));
+                }
+                self.next_message += 1;
+                let id = self.next_message;
+                self.remember(id, &user, &channel);
+                let out = format!(
+                    "{{\"id\":{id},\"channel\":{},\"author\":{},\"content\":{},\"timestamp\":{}}}",
+                    json_str(&channel), json_str(&user), json_str(&msg.content), unix_ms()
+                );
+                gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
+            }
+            "MESSAGE_DELETE" => {
+                let target: MessageRef = Self::data(data)?;
+                let Some((author, in_channel)) = self.messages.get(&target.id).cloned() else {
+                    return Err(GatewayError::app(UNKNOWN_TARGET, false, "unknown message"));
+                };
+                if author != user && !admin {
+                    return Err(GatewayError::app(FORBIDDEN, false, "not your message"));
+                }
+                self.messages.remove(&target.id);
+                let out = format!("{{\"id\":{},\"channel\":{}}}", target.id, json_str(&in_channel));
+                gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
+            }
+            "START_TYPING" => {
+                let out = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+                gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
+            }
+            "CHANNEL_ADD" => {
+                let add: ChannelName = Self::data(data)?;
+                if !valid_channel(&add.channel) {
+                    return Err(invalid("channel names are 1-32 of a-z 0-9 - _"));
+                }
+                if !self.channels.insert(add.channel.clone()) {
+                    return Err(invalid("channel exists"));
+                }
+                let out = format!("{{\"channel\":{},\"by\":{}}}", json_str(&add.channel), json_str(&user));
+                gw.dispatch_all("CHANNEL_ADD", &out);
+            }
+            "CHANNEL_MOVE" => {
+                let to: ChannelName = Self::data(data)?;
+                if !self.channels.contains(&to.channel) {
+                    return Err(GatewayError::app(UNKNOWN_TARGET, false, "unknown channel"));
+                }
+                if to.channel != channel {
+                    gw.leave(session, &channel);
+                    let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+                    gw.dispatch_room(&channel, "ROOM_USER_REMOVE", &gone, None);
+                    gw.join(session, &to.channel);
+                    if let Some(me) = gw.session(session) {
+                        me.channel = to.channel.clone();
+                    }
+                    let came = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&to.channel));
+                    gw.dispatch_room(&to.channel, "ROOM_USER_ADD", &came, None);
+                }
+            }
+            "SYSTEM_BAN_ADD" => {
+                if !admin {
+                    return Err(GatewayError::app(FORBIDDEN, false, "admins only"));
+                }
+                let ban: BanTarget = Self::data(data)?;
+                self.banned.insert(ban.user.clone());
+                let out = format!("{{\"user\":{},\"by\":{}}}", json_str(&ban.user), json_str(&user));
+                gw.dispatch_all("SYSTEM_BAN_ADD", &out);
+                let theirs: Vec<SessionId> = gw
+                    .sessions()
+                    .into_iter()
+                    .filter(|&s| gw.session(s).is_some_and(|c| c.user == ban.user))
+                    .collect();
+                for s in theirs {
+                    if let Some(c) = gw.end_session(s, &GatewayError::app(BANNED, true, "banned")) {
+                        let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&c.user), json_str(&c.channel));
+                        gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
+                    }
+                }
+            }
+            _ => return Err(GatewayError::app(UNKNOWN_EVENT, false, "unknown event")),
+        }
+        Ok(())
+    }
+
+    fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, c: Chatter) {
+        let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&c.user), json_str(&c.channel));
+        gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
+    }
+}
+
+fn unix_ms() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis())
+}
+
+struct Options {
+    listen: SocketAddr,
+    users: Vec<User>,
+    heartbeat: Millis,
+    resume_window: Millis,
+    max_payload: usize,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        listen: ([127, 0, 0, 1], 9004).into(),
+        users: Vec::new(),
+        heartbeat: Millis(20_000),
+        resume_window: Millis(60_000),
+        max_payload: 4096,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
+        match arg.as_str() {
+            "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--user" | "--admin" => {
+                let (name, token) = value.split_once(':').ok_or(format!("{arg} takes NAME:TOKEN"))?;
+                if name.is_empty() || token.is_empty() {
+                    return Err(format!("{arg} takes NAME:TOKEN"));
+                }
+                o.users.push(User { name: name.into(), token: token.into(), admin: arg == "--admin" });
+            }
+            "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(1)),
+            "--resume-window-ms" => o.resume_window = Millis(number()?),
+            "--max-payload" => o.max_payload = number()? as usize,
+            _ => return Err(format!("unknown option {arg}")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let mut options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES]");
+            return ExitCode::from(2);
+        }
+    };
+    if options.users.is_empty() {
+        let mut t = [0u8; 12];
+        let _ = postern::gateway::session::os_random(&mut t);
+        let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
+        eprintln!("no --user given: demo user `demo` with token {token}");
+        options.users.push(User { name: "demo".into(), token, admin: false });
+    }
+    let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
+    gateway_config.resume_window = options.resume_window;
+    let chat = Chat {
+        users: options.users,
+        banned: HashSet::new(),
+        channels: HashSet::from([DEFAULT_CHANNEL.to_owned()]),
+        messages: HashMap::new(),
+        order: VecDeque::new(),
+        next_message: 0,
+    };
+    let config = Config { max_payload: options.max_payload, ..Config::default() };
+    let gateway = Gateway::new(chat, I386, gateway_config);
+    let mut reactor = match Reactor::bind(options.listen, config, gateway) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    signals::shutdown_on_signals(reactor.remote());
+    eprintln!("listening on {}", reactor.local_addr());
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("chat: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
