@@ -1,5 +1,39 @@
 //! postern: a single-threaded, embeddable reactor that serves Discord-style WebSocket
-//! gateways. (Crate documentation is written in full once the layers exist.)
+//! gateways.
+//!
+//! # Layers
+//!
+//! ```text
+//! wire  ←  http, ws  ←  reactor  ←  gateway        (time, close, timer: leaves)
+//! ```
+//!
+//! - [`wire`]: frame header, masking, UTF-8 and close payload codecs over byte slices.
+//! - [`http`]: the HTTP/1.1 upgrade and plain requests, parsed in place with `httparse`.
+//! - [`ws`]: one WebSocket connection's receive machine ([`ws::WsConn`]), message assembly,
+//!   shared frames and the bounded outbox.
+//! - [`timer`]: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
+//! - [`reactor`]: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
+//!   [`Remote`]. Applications implement [`App`].
+//! - [`gateway`]: the session lifecycle as an [`App`]: implement [`gateway::Handler`] and
+//!   pick or write a [`gateway::Dialect`].
+//!
+//! # Guarantees
+//!
+//! - `#![forbid(unsafe_code)]`; no panic reachable from the network.
+//! - The payload limit ([`Config::max_payload`], default 4096 bytes) is enforced from the
+//!   frame header before any payload is buffered (close 1009), and for reassembled messages.
+//! - A complete frame is unmasked and delivered in the shared read buffer (no copy); only an
+//!   incomplete frame's bytes are kept per connection, and freed when it completes. An idle
+//!   connection holds no buffer.
+//! - Every connection's output is bounded ([`Config::outbox_limit`]); a slow reader is closed
+//!   with 1008 and never stalls anyone else. A broadcast is encoded once.
+//! - Bad input gets a precise answer: the HTTP status (400, 404, 413, 426, 431, 503) or the
+//!   close code (1002, 1007, 1008, 1009) with a reason, and the reactor goes on.
+//!
+//! # Non-goals
+//!
+//! TLS (terminate it in front), permessage-deflate, HTTP/2, multi-threaded reactors (run one
+//! reactor per core with `SO_REUSEPORT` if you need more), and Windows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
@@ -23,3 +57,8 @@ pub use http::{Request, Response};
 pub use reactor::{ConnId, Ctx, Reactor, Remote, RemoteError, SendError, Stats};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
+
+/// The README's examples, compiled and run as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
