@@ -21,6 +21,10 @@ pub struct GatewayConfig {
     /// protocol's heartbeat-timeout answer (default 1.5 × the interval: closed after 2.5
     /// intervals without any message).
     pub heartbeat_grace: Millis,
+    /// Whether clients must heartbeat at all (default true). A protocol without client
+    /// heartbeats (seed 001) sets it false: the connection then lives until it closes, and
+    /// dead peers are found by the reactor's idle timeout or TCP.
+    pub heartbeat_required: bool,
     /// Time from HELLO to identify (default 10 s).
     pub identify_timeout: Millis,
     /// Whether heartbeats are accepted before identify (default false: identify first).
@@ -59,6 +63,7 @@ impl GatewayConfig {
         GatewayConfig {
             heartbeat_interval: interval,
             heartbeat_grace: Millis(interval.0 / 2 * 3),
+            heartbeat_required: true,
             identify_timeout: Millis(10_000),
             heartbeat_before_identify: false,
             probe: None,

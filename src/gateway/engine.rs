@@ -156,6 +156,15 @@ impl<H: Handler> GwCore<H> {
         };
         let at = state.machine.next_deadline(config);
         let timer = state.timer;
+        if at == crate::time::Millis::NEVER {
+            if let Some(t) = timer {
+                ctx.cancel_timer(t);
+                if let Some(state) = ctx.state(id) {
+                    state.timer = None;
+                }
+            }
+            return;
+        }
         if let Some(t) = timer {
             if ctx.reschedule_timer(t, at) {
                 return;

@@ -185,7 +185,11 @@ impl ConnSession {
 
     /// The earliest time something is due.
     pub fn next_deadline(&self, config: &GatewayConfig) -> Millis {
-        let mut at = self.last_heard + config.heartbeat_interval + config.heartbeat_grace;
+        let mut at = if config.heartbeat_required {
+            self.last_heard + config.heartbeat_interval + config.heartbeat_grace
+        } else {
+            Millis::NEVER
+        };
         if let Stage::AwaitIdentify { deadline } = self.stage {
             at = at.min(deadline);
         }
@@ -207,7 +211,9 @@ impl ConnSession {
                 return Tick::Expired(GatewayError::IdentifyTimeout);
             }
         }
-        if now >= self.last_heard + config.heartbeat_interval + config.heartbeat_grace {
+        if config.heartbeat_required
+            && now >= self.last_heard + config.heartbeat_interval + config.heartbeat_grace
+        {
             return Tick::Expired(GatewayError::HeartbeatTimeout);
         }
         if let (Some((every, within)), true) = (config.probe, self.is_identified()) {

@@ -107,3 +107,12 @@ fn token_bucket_never_exceeds_capacity() {
 fn os_random_differs() {
     assert_ne!(random_u64().unwrap(), random_u64().unwrap());
 }
+
+#[test]
+fn no_heartbeat_deadline_when_not_required() {
+    let c = GatewayConfig { heartbeat_required: false, ..config() };
+    let mut s = ConnSession::new(Millis(0), &c);
+    s.identified(Millis(0), SessionId(1));
+    assert_eq!(s.next_deadline(&c), Millis::NEVER);
+    assert_eq!(s.tick(Millis(1_000_000), &c), Tick::Idle);
+}

@@ -25,7 +25,7 @@
 //! * The top level is used as a ring: deadlines beyond the wheel's ~2 year span are filed in
 //!   the top-level slot 63 slots ahead (clamped) and re-filed each time that slot comes
 //!   round, until they are in range. They keep their true deadline and are never lost.
-//! * All timers live in one `Vec`-backed slab ([`slab`]) with a free list. Each slot (and the
+//! * All timers live in one `Vec`-backed slab (the private `slab` module) with a free list. Each slot (and the
 //!   ready list) is an intrusive circular doubly linked list threaded through the slab by
 //!   `u32` index, so insert, cancel and reschedule are O(1) and, once the slab has grown to
 //!   the peak number of live timers, nothing is allocated per timer.
