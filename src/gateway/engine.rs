@@ -5,6 +5,7 @@ use super::ctx::Gw;
 use super::dialect::{Dialect, GatewayError, Op, Ready};
 use super::handler::{Admit, Handler};
 use super::registry::Registry;
+use super::remote::GwCommand;
 use super::session::{random_u64, ConnSession, SessionId, Tick};
 use crate::app::{Accept, App, Closed, Message};
 use crate::http::{Request, Response};
@@ -337,7 +338,7 @@ impl<H: Handler> Gateway<H> {
 impl<H: Handler> App for Gateway<H> {
     type Conn = GwConn<H::Session>;
     type Timer = GwTimer<H::Timer>;
-    type Command = H::Command;
+    type Command = GwCommand<H::Command>;
 
     fn on_upgrade(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, request: &Request<'_, '_>) -> Accept<Self::Conn> {
         let admit = {
@@ -478,7 +479,23 @@ impl<H: Handler> App for Gateway<H> {
 
     fn on_command(&mut self, ctx: &mut Ctx<'_, Self>, command: Self::Command) {
         let mut gw = Gw::new(ctx, &mut self.core);
-        self.handler.on_command(&mut gw, command);
+        match command {
+            GwCommand::Dispatch(session, event, data) => {
+                gw.dispatch(session, &event, &data);
+            }
+            GwCommand::DispatchRoom(room, event, data) => {
+                gw.dispatch_room(&room, &event, &data, None);
+            }
+            GwCommand::DispatchAll(event, data) => {
+                gw.dispatch_all(&event, &data);
+            }
+            GwCommand::EndSession(session, error) => {
+                if let Some(state) = gw.end_session(session, &error) {
+                    self.handler.on_session_end(&mut gw, session, state);
+                }
+            }
+            GwCommand::Handler(command) => self.handler.on_command(&mut gw, command),
+        }
     }
 
     fn on_shutdown(&mut self, ctx: &mut Ctx<'_, Self>) {

@@ -7,6 +7,7 @@
 //! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
 //! - [`handler`]: what an application implements ([`Handler`]).
 //! - [`engine`]: [`Gateway`], the reactor application that runs it all.
+//! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
 
 pub mod config;
@@ -16,6 +17,7 @@ pub mod dialects;
 pub mod engine;
 pub mod handler;
 pub mod registry;
+pub mod remote;
 pub mod replay;
 pub mod session;
 
@@ -24,4 +26,5 @@ pub use ctx::Gw;
 pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
 pub use engine::{Gateway, GwConn, GwTimer};
 pub use handler::{Admit, Handler};
+pub use remote::{GatewayRemote, GwCommand};
 pub use session::{SessionId, TokenBucket};
