@@ -123,9 +123,15 @@ mod tests {
     #[test]
     fn defaults_are_valid_and_ranges_checked() {
         assert_eq!(Config::default().validate(), Ok(()));
-        let c = Config { max_payload: MAX_PAYLOAD_LIMIT + 1, ..Config::default() };
+        let c = Config {
+            max_payload: MAX_PAYLOAD_LIMIT + 1,
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
-        let c = Config { max_payload: MAX_PAYLOAD_LIMIT, ..Config::default() };
+        let c = Config {
+            max_payload: MAX_PAYLOAD_LIMIT,
+            ..Config::default()
+        };
         assert!(c.validate().is_ok());
     }
 }

@@ -65,6 +65,9 @@ mod tests {
         assert_eq!(Millis(5) - Millis(9), Millis(0));
         assert_eq!(Millis::NEVER + Millis(1), Millis::NEVER);
         assert_eq!(Millis(9).saturating_since(Millis(4)), Millis(5));
-        assert_eq!(Millis::from_duration(std::time::Duration::from_secs(2)), Millis(2000));
+        assert_eq!(
+            Millis::from_duration(std::time::Duration::from_secs(2)),
+            Millis(2000)
+        );
     }
 }

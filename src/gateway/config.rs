@@ -34,9 +34,10 @@ pub struct GatewayConfig {
     pub probe: Option<(Millis, Millis)>,
     /// How long a session stays resumable after its connection is lost (default 60 s).
     pub resume_window: Millis,
-    /// Events kept per session for replay (default 1,000).
+    /// Events kept per session for replay (default 256).
     pub replay_events: usize,
-    /// Bytes kept per session for replay (default 1 MiB).
+    /// Bytes kept per session for replay (default 256 KiB; payloads are shared with the
+    /// frames sent, so a room's broadcast is held once however many members keep it).
     pub replay_bytes: usize,
     /// Sessions held in all, live or resumable (default 100,000). Past it the oldest
     /// detached session is dropped (its resume then gets the invalid-session answer).
@@ -68,8 +69,8 @@ impl GatewayConfig {
             heartbeat_before_identify: false,
             probe: None,
             resume_window: Millis(60_000),
-            replay_events: 1_000,
-            replay_bytes: 1024 * 1024,
+            replay_events: 256,
+            replay_bytes: 256 * 1024,
             max_sessions: 100_000,
             rate_limit: (120, Millis(60_000)),
             rate_limit_slack: 10,

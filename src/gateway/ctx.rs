@@ -48,7 +48,13 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     /// Dispatches one event to every session in `room` except `except`. The payload is
     /// encoded once; each member costs its sequence prefix and a reference. Returns the
     /// number of members it was dispatched to.
-    pub fn dispatch_room(&mut self, room: &str, event: &str, data: &str, except: Option<SessionId>) -> usize {
+    pub fn dispatch_room(
+        &mut self,
+        room: &str,
+        event: &str,
+        data: &str,
+        except: Option<SessionId>,
+    ) -> usize {
         let members = self.core.registry.members_vec(room);
         let tail = self.core.encode(event, data);
         let mut n = 0;

@@ -99,7 +99,12 @@ fn seq_prefix(buf: &mut [u8; 96], prefix: &[u8], seq: u64) -> usize {
 
 impl<H: Handler> GwCore<H> {
     /// Sends whatever `build` writes (nothing if it writes nothing) to `id` as text.
-    pub(crate) fn send_with(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, build: impl FnOnce(&H::Dialect, &mut String)) {
+    pub(crate) fn send_with(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        id: ConnId,
+        build: impl FnOnce(&H::Dialect, &mut String),
+    ) {
         self.out.clear();
         build(&self.dialect, &mut self.out);
         if !self.out.is_empty() {
@@ -108,7 +113,12 @@ impl<H: Handler> GwCore<H> {
     }
 
     /// Answers an error the protocol's way: its payload, then its close if fatal.
-    pub(crate) fn answer(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, error: &GatewayError) {
+    pub(crate) fn answer(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        id: ConnId,
+        error: &GatewayError,
+    ) {
         let answer = self.dialect.answer(error);
         if let Some(payload) = answer.payload {
             let _ = ctx.send_text(id, &payload);
@@ -127,7 +137,12 @@ impl<H: Handler> GwCore<H> {
 
     /// Gives a session its next sequence number, keeps the event for replay, and sends it
     /// if the session is live. Returns whether it went out on a connection.
-    pub(crate) fn deliver(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, session: SessionId, tail: &SharedPayload) -> bool {
+    pub(crate) fn deliver(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        session: SessionId,
+        tail: &SharedPayload,
+    ) -> bool {
         let (events, bytes) = (self.config.replay_events, self.config.replay_bytes);
         let Some(record) = self.registry.get_mut(session) else {
             return false;
@@ -141,7 +156,13 @@ impl<H: Handler> GwCore<H> {
         self.send_seq(ctx, conn, seq, tail)
     }
 
-    fn send_seq(&self, ctx: &mut Ctx<'_, Gateway<H>>, conn: ConnId, seq: u64, tail: &SharedPayload) -> bool {
+    fn send_seq(
+        &self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        conn: ConnId,
+        seq: u64,
+        tail: &SharedPayload,
+    ) -> bool {
         let mut buf = [0u8; 96];
         let n = match self.dialect.dispatch_prefix() {
             Some(prefix) => seq_prefix(&mut buf, prefix, seq),
@@ -178,7 +199,13 @@ impl<H: Handler> GwCore<H> {
     }
 
     /// Starts a new session on `id` and sends READY.
-    fn open_session(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, session: H::Session, extra: &str) -> Option<SessionId> {
+    fn open_session(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        id: ConnId,
+        session: H::Session,
+        extra: &str,
+    ) -> Option<SessionId> {
         let mut sid = SessionId(random_u64().ok()?);
         while self.registry.contains(sid) {
             sid = SessionId(random_u64().ok()?);
@@ -189,13 +216,27 @@ impl<H: Handler> GwCore<H> {
             state.machine.identified(now, sid);
         }
         self.send_with(ctx, id, |d, out| {
-            d.ready(out, &Ready { session: sid, resumed: false, extra })
+            d.ready(
+                out,
+                &Ready {
+                    session: sid,
+                    resumed: false,
+                    extra,
+                },
+            )
         });
         Some(sid)
     }
 
     /// Re-attaches `sid` to `id`, sends READY (resumed) and replays what was missed.
-    fn resume(&mut self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId, sid: SessionId, seen: Option<u64>, extra: &str) -> Result<(), GatewayError> {
+    fn resume(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        id: ConnId,
+        sid: SessionId,
+        seen: Option<u64>,
+        extra: &str,
+    ) -> Result<(), GatewayError> {
         let record = self.registry.get(sid).ok_or(GatewayError::InvalidSession)?;
         let from = seen.unwrap_or(record.detached_seq);
         if record.replay.since(from, record.seq).is_none() {
@@ -217,16 +258,32 @@ impl<H: Handler> GwCore<H> {
         if let Some(state) = ctx.state(id) {
             state.machine.identified(now, sid);
         }
-        let record = self.registry.get_mut(sid).ok_or(GatewayError::InvalidSession)?;
+        let record = self
+            .registry
+            .get_mut(sid)
+            .ok_or(GatewayError::InvalidSession)?;
         record.conn = Some(id);
         if let Some(t) = record.expiry.take() {
             ctx.cancel_timer(t);
         }
         self.send_with(ctx, id, |d, out| {
-            d.ready(out, &Ready { session: sid, resumed: true, extra })
+            d.ready(
+                out,
+                &Ready {
+                    session: sid,
+                    resumed: true,
+                    extra,
+                },
+            )
         });
         let missed: Vec<(u64, SharedPayload)> = match self.registry.get(sid) {
-            Some(r) => r.replay.since(from, r.seq).into_iter().flatten().map(|(s, p)| (s, p.clone())).collect(),
+            Some(r) => r
+                .replay
+                .since(from, r.seq)
+                .into_iter()
+                .flatten()
+                .map(|(s, p)| (s, p.clone()))
+                .collect(),
             None => Vec::new(),
         };
         for (seq, tail) in missed {
@@ -306,11 +363,20 @@ impl<H: Handler> Gateway<H> {
                 let mut gw = Gw::new(ctx, &mut self.core);
                 self.handler.on_ready(&mut gw, sid, false);
             }
-            None => self.core.answer(ctx, id, &GatewayError::app(1011, true, "no randomness")),
+            None => self
+                .core
+                .answer(ctx, id, &GatewayError::app(1011, true, "no randomness")),
         }
     }
 
-    fn resume(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, sid: SessionId, seen: Option<u64>, credentials: Option<&RawValue>) {
+    fn resume(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        id: ConnId,
+        sid: SessionId,
+        seen: Option<u64>,
+        credentials: Option<&RawValue>,
+    ) {
         if let Some(payload) = credentials {
             let allowed = match self.core.registry.get(sid) {
                 Some(record) => self.handler.resume(&record.data, payload),
@@ -340,7 +406,12 @@ impl<H: Handler> App for Gateway<H> {
     type Timer = GwTimer<H::Timer>;
     type Command = GwCommand<H::Command>;
 
-    fn on_upgrade(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, request: &Request<'_, '_>) -> Accept<Self::Conn> {
+    fn on_upgrade(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        id: ConnId,
+        request: &Request<'_, '_>,
+    ) -> Accept<Self::Conn> {
         let admit = {
             let mut gw = Gw::new(ctx, &mut self.core);
             self.handler.on_upgrade(&mut gw, id, request)
@@ -359,7 +430,8 @@ impl<H: Handler> App for Gateway<H> {
         let interval = self.core.config.heartbeat_interval;
         let pending = ctx.state(id).and_then(|s| s.pending.take());
         if !matches!(pending, Some(Admit::Fail(_))) {
-            self.core.send_with(ctx, id, |d, out| d.hello(out, interval));
+            self.core
+                .send_with(ctx, id, |d, out| d.hello(out, interval));
         }
         match pending {
             Some(Admit::Identified(session)) => self.start(ctx, id, session),
@@ -372,7 +444,8 @@ impl<H: Handler> App for Gateway<H> {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, message: Message<'_>) {
         let Message::Text(text) = message else {
-            self.core.answer(ctx, id, &GatewayError::Decode(super::DecodeError::Binary));
+            self.core
+                .answer(ctx, id, &GatewayError::Decode(super::DecodeError::Binary));
             return;
         };
         let op = match self.core.dialect.decode(text) {
@@ -393,9 +466,15 @@ impl<H: Handler> App for Gateway<H> {
             return;
         }
         match op {
-            Op::Heartbeat(echo) => self.core.send_with(ctx, id, |d, out| d.heartbeat_ack(out, echo)),
+            Op::Heartbeat(echo) => self
+                .core
+                .send_with(ctx, id, |d, out| d.heartbeat_ack(out, echo)),
             Op::Identify(payload) => self.identify(ctx, id, payload),
-            Op::Resume { session, seq, payload } => self.resume(ctx, id, session, Some(seq), Some(payload)),
+            Op::Resume {
+                session,
+                seq,
+                payload,
+            } => self.resume(ctx, id, session, Some(seq), Some(payload)),
             Op::Dispatch { event, data } => {
                 let Some(sid) = ctx.state_ref(id).and_then(|s| s.machine.session()) else {
                     return;
@@ -438,7 +517,13 @@ impl<H: Handler> App for Gateway<H> {
         self.handler.on_detach(&mut gw, sid);
     }
 
-    fn on_http(&mut self, ctx: &mut Ctx<'_, Self>, _id: ConnId, request: &Request<'_, '_>, body: &[u8]) -> Response {
+    fn on_http(
+        &mut self,
+        ctx: &mut Ctx<'_, Self>,
+        _id: ConnId,
+        request: &Request<'_, '_>,
+        body: &[u8],
+    ) -> Response {
         let mut gw = Gw::new(ctx, &mut self.core);
         self.handler.on_http(&mut gw, request, body)
     }
@@ -457,13 +542,19 @@ impl<H: Handler> App for Gateway<H> {
                 };
                 match tick {
                     Tick::Expired(error) => self.core.answer(ctx, id, &error),
-                    Tick::Probe => self.core.send_with(ctx, id, |d, out| d.heartbeat_request(out)),
+                    Tick::Probe => self
+                        .core
+                        .send_with(ctx, id, |d, out| d.heartbeat_request(out)),
                     Tick::Idle => {}
                 }
                 self.core.arm(ctx, id);
             }
             GwTimer::Expire(sid) => {
-                let detached = self.core.registry.get(sid).is_some_and(|r| r.conn.is_none());
+                let detached = self
+                    .core
+                    .registry
+                    .get(sid)
+                    .is_some_and(|r| r.conn.is_none());
                 if detached {
                     if let Some(record) = self.core.registry.remove(sid) {
                         self.end_sessions(ctx, vec![(sid, record.data)]);
@@ -507,7 +598,13 @@ impl<H: Handler> App for Gateway<H> {
             .core
             .registry
             .ids()
-            .filter_map(|sid| self.core.registry.get(sid).and_then(|r| r.conn).map(|c| (sid, c)))
+            .filter_map(|sid| {
+                self.core
+                    .registry
+                    .get(sid)
+                    .and_then(|r| r.conn)
+                    .map(|c| (sid, c))
+            })
             .collect();
         if let Some(event) = self.core.dialect.going_down_event() {
             let tail = self.core.encode(event, "{}");

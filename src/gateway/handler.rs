@@ -40,13 +40,23 @@ pub trait Handler: Sized {
     type Command: Send + 'static;
 
     /// An upgrade request (already valid RFC 6455). Default: accept.
-    fn on_upgrade(&mut self, gw: &mut Gw<'_, '_, Self>, id: ConnId, request: &Request<'_, '_>) -> Admit<Self::Session> {
+    fn on_upgrade(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        id: ConnId,
+        request: &Request<'_, '_>,
+    ) -> Admit<Self::Session> {
         let _ = (gw, id, request);
         Admit::Accept
     }
 
     /// Checks identify credentials and creates the session's state, or refuses.
-    fn identify(&mut self, gw: &mut Gw<'_, '_, Self>, id: ConnId, payload: &RawValue) -> Result<Self::Session, GatewayError>;
+    fn identify(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        id: ConnId,
+        payload: &RawValue,
+    ) -> Result<Self::Session, GatewayError>;
 
     /// Whether resume credentials belong to this session's owner. Default: refuse, so that
     /// a handler must opt in to in-band resume.
@@ -68,7 +78,13 @@ pub trait Handler: Sized {
     }
 
     /// An event from an identified client. An error is answered to that client.
-    fn on_event(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, event: &str, data: Option<&RawValue>) -> Result<(), GatewayError>;
+    fn on_event(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        event: &str,
+        data: Option<&RawValue>,
+    ) -> Result<(), GatewayError>;
 
     /// The session lost its connection; it stays resumable for the resume window.
     fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId) {
@@ -76,12 +92,22 @@ pub trait Handler: Sized {
     }
 
     /// The session is gone for good (window expired, ended, or shutdown).
-    fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, state: Self::Session) {
+    fn on_session_end(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        state: Self::Session,
+    ) {
         let _ = (gw, session, state);
     }
 
     /// A plain HTTP request on the gateway's port. Default: 404.
-    fn on_http(&mut self, gw: &mut Gw<'_, '_, Self>, request: &Request<'_, '_>, body: &[u8]) -> Response {
+    fn on_http(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        request: &Request<'_, '_>,
+        body: &[u8],
+    ) -> Response {
         let _ = (gw, request, body);
         Response::text(404, "not found\n")
     }

@@ -42,19 +42,36 @@ impl<C: Send + 'static> GatewayRemote<C> {
 
     /// Dispatches an event to one session (sequenced and kept for replay like any other).
     /// `data` must be JSON text.
-    pub fn dispatch(&self, session: SessionId, event: impl Into<String>, data: impl Into<String>) -> Result<(), RemoteError> {
+    pub fn dispatch(
+        &self,
+        session: SessionId,
+        event: impl Into<String>,
+        data: impl Into<String>,
+    ) -> Result<(), RemoteError> {
         self.remote
             .command(GwCommand::Dispatch(session, event.into(), data.into()))
     }
 
     /// Dispatches an event to every session in `room`.
-    pub fn dispatch_room(&self, room: impl Into<String>, event: impl Into<String>, data: impl Into<String>) -> Result<(), RemoteError> {
-        self.remote
-            .command(GwCommand::DispatchRoom(room.into(), event.into(), data.into()))
+    pub fn dispatch_room(
+        &self,
+        room: impl Into<String>,
+        event: impl Into<String>,
+        data: impl Into<String>,
+    ) -> Result<(), RemoteError> {
+        self.remote.command(GwCommand::DispatchRoom(
+            room.into(),
+            event.into(),
+            data.into(),
+        ))
     }
 
     /// Dispatches an event to every session.
-    pub fn dispatch_all(&self, event: impl Into<String>, data: impl Into<String>) -> Result<(), RemoteError> {
+    pub fn dispatch_all(
+        &self,
+        event: impl Into<String>,
+        data: impl Into<String>,
+    ) -> Result<(), RemoteError> {
         self.remote
             .command(GwCommand::DispatchAll(event.into(), data.into()))
     }

@@ -30,7 +30,11 @@ impl ReplayBuffer {
 
     /// The events after `seen`, in order, if the buffer still holds all of them (the
     /// session's last sequence is `last`). `None` means a gap: the resume must be refused.
-    pub fn since(&self, seen: u64, last: u64) -> Option<impl Iterator<Item = (u64, &SharedPayload)>> {
+    pub fn since(
+        &self,
+        seen: u64,
+        last: u64,
+    ) -> Option<impl Iterator<Item = (u64, &SharedPayload)>> {
         if seen > last {
             return None;
         }
@@ -79,7 +83,10 @@ mod tests {
             r.push(seq, p(10), 3, 1000);
         }
         assert_eq!(r.len(), 3); // holds 3, 4, 5
-        let seqs = |seen| r.since(seen, 5).map(|it| it.map(|(s, _)| s).collect::<Vec<_>>());
+        let seqs = |seen| {
+            r.since(seen, 5)
+                .map(|it| it.map(|(s, _)| s).collect::<Vec<_>>())
+        };
         assert_eq!(seqs(5), Some(vec![]));
         assert_eq!(seqs(4), Some(vec![5]));
         assert_eq!(seqs(2), Some(vec![3, 4, 5]));

@@ -136,10 +136,20 @@ impl ConnSession {
 
     /// Checks one decoded operation against the lifecycle order and the rate limits.
     /// `Ok` means the engine should carry it out.
-    pub fn admit(&mut self, now: Millis, op: &Op<'_>, config: &GatewayConfig) -> Result<(), GatewayError> {
+    pub fn admit(
+        &mut self,
+        now: Millis,
+        op: &Op<'_>,
+        config: &GatewayConfig,
+    ) -> Result<(), GatewayError> {
         let allowed = match op {
-            Op::Heartbeat(_) => self.heartbeats.take(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval),
-            _ => self.commands.take(now, config.rate_limit.0, config.rate_limit.1),
+            Op::Heartbeat(_) => {
+                self.heartbeats
+                    .take(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval)
+            }
+            _ => self
+                .commands
+                .take(now, config.rate_limit.0, config.rate_limit.1),
         };
         if !allowed {
             self.refused_in_a_row += 1;
@@ -149,7 +159,8 @@ impl ConnSession {
         self.refused_in_a_row = 0;
         match (&self.stage, op) {
             (Stage::AwaitIdentify { .. }, Op::Identify(_) | Op::Resume { .. }) => {}
-            (Stage::AwaitIdentify { .. }, Op::Heartbeat(_)) if config.heartbeat_before_identify => {}
+            (Stage::AwaitIdentify { .. }, Op::Heartbeat(_)) if config.heartbeat_before_identify => {
+            }
             (Stage::AwaitIdentify { .. }, _) => return Err(GatewayError::NotIdentified),
             (Stage::Ready(_), Op::Identify(_) | Op::Resume { .. }) => {
                 return Err(GatewayError::AlreadyIdentified)

@@ -13,26 +13,41 @@ fn raw() -> &'static RawValue {
 }
 
 fn dispatch() -> Op<'static> {
-    Op::Dispatch { event: Cow::Borrowed("X"), data: None }
+    Op::Dispatch {
+        event: Cow::Borrowed("X"),
+        data: None,
+    }
 }
 
 #[test]
 fn identify_first_then_anything() {
     let c = config();
     let mut s = ConnSession::new(Millis(0), &c);
-    assert_eq!(s.admit(Millis(1), &dispatch(), &c), Err(GatewayError::NotIdentified));
-    assert_eq!(s.admit(Millis(1), &Op::Heartbeat(None), &c), Err(GatewayError::NotIdentified));
+    assert_eq!(
+        s.admit(Millis(1), &dispatch(), &c),
+        Err(GatewayError::NotIdentified)
+    );
+    assert_eq!(
+        s.admit(Millis(1), &Op::Heartbeat(None), &c),
+        Err(GatewayError::NotIdentified)
+    );
     assert_eq!(s.admit(Millis(2), &Op::Identify(raw()), &c), Ok(()));
     s.identified(Millis(2), SessionId(7));
     assert_eq!(s.session(), Some(SessionId(7)));
     assert_eq!(s.admit(Millis(3), &dispatch(), &c), Ok(()));
     assert_eq!(s.admit(Millis(3), &Op::Heartbeat(None), &c), Ok(()));
-    assert_eq!(s.admit(Millis(4), &Op::Identify(raw()), &c), Err(GatewayError::AlreadyIdentified));
+    assert_eq!(
+        s.admit(Millis(4), &Op::Identify(raw()), &c),
+        Err(GatewayError::AlreadyIdentified)
+    );
 }
 
 #[test]
 fn heartbeat_before_identify_when_allowed() {
-    let c = GatewayConfig { heartbeat_before_identify: true, ..config() };
+    let c = GatewayConfig {
+        heartbeat_before_identify: true,
+        ..config()
+    };
     let mut s = ConnSession::new(Millis(0), &c);
     assert_eq!(s.admit(Millis(1), &Op::Heartbeat(None), &c), Ok(()));
 }
@@ -43,13 +58,22 @@ fn identify_deadline() {
     let mut s = ConnSession::new(Millis(0), &c);
     assert_eq!(s.next_deadline(&c), Millis(2_500).min(Millis(10_000)));
     // Heartbeats are refused before identify, so the heartbeat deadline comes first here.
-    let c = GatewayConfig { identify_timeout: Millis(500), ..config() };
+    let c = GatewayConfig {
+        identify_timeout: Millis(500),
+        ..config()
+    };
     let mut s2 = ConnSession::new(Millis(0), &c);
     assert_eq!(s2.next_deadline(&c), Millis(500));
     assert_eq!(s2.tick(Millis(499), &c), Tick::Idle);
-    assert_eq!(s2.tick(Millis(500), &c), Tick::Expired(GatewayError::IdentifyTimeout));
+    assert_eq!(
+        s2.tick(Millis(500), &c),
+        Tick::Expired(GatewayError::IdentifyTimeout)
+    );
     s.identified(Millis(100), SessionId(1));
-    assert_eq!(s.tick(Millis(10_000), &config()), Tick::Expired(GatewayError::HeartbeatTimeout));
+    assert_eq!(
+        s.tick(Millis(10_000), &config()),
+        Tick::Expired(GatewayError::HeartbeatTimeout)
+    );
 }
 
 #[test]
@@ -60,12 +84,18 @@ fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
     assert_eq!(s.admit(Millis(900), &Op::Heartbeat(None), &c), Ok(()));
     assert_eq!(s.next_deadline(&c), Millis(3_400));
     assert_eq!(s.tick(Millis(3_399), &c), Tick::Idle);
-    assert_eq!(s.tick(Millis(3_400), &c), Tick::Expired(GatewayError::HeartbeatTimeout));
+    assert_eq!(
+        s.tick(Millis(3_400), &c),
+        Tick::Expired(GatewayError::HeartbeatTimeout)
+    );
 }
 
 #[test]
 fn probes_must_be_answered_in_time() {
-    let c = GatewayConfig { probe: Some((Millis(300), Millis(100))), ..config() };
+    let c = GatewayConfig {
+        probe: Some((Millis(300), Millis(100))),
+        ..config()
+    };
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
     assert_eq!(s.next_deadline(&c), Millis(300));
@@ -75,23 +105,42 @@ fn probes_must_be_answered_in_time() {
     assert_eq!(s.next_deadline(&c), Millis(650));
     assert_eq!(s.tick(Millis(650), &c), Tick::Probe);
     assert_eq!(s.tick(Millis(749), &c), Tick::Idle);
-    assert_eq!(s.tick(Millis(750), &c), Tick::Expired(GatewayError::HeartbeatTimeout));
+    assert_eq!(
+        s.tick(Millis(750), &c),
+        Tick::Expired(GatewayError::HeartbeatTimeout)
+    );
 }
 
 #[test]
 fn rate_limit_answers_then_closes_on_abuse_and_refills() {
-    let c = GatewayConfig { rate_limit: (5, Millis(1_000)), rate_limit_slack: 2, ..config() };
+    let c = GatewayConfig {
+        rate_limit: (5, Millis(1_000)),
+        rate_limit_slack: 2,
+        ..config()
+    };
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
     for _ in 0..5 {
         assert_eq!(s.admit(Millis(0), &dispatch(), &c), Ok(()));
     }
-    assert_eq!(s.admit(Millis(0), &dispatch(), &c), Err(GatewayError::RateLimited { fatal: false }));
-    assert_eq!(s.admit(Millis(0), &dispatch(), &c), Err(GatewayError::RateLimited { fatal: false }));
-    assert_eq!(s.admit(Millis(0), &dispatch(), &c), Err(GatewayError::RateLimited { fatal: true }));
+    assert_eq!(
+        s.admit(Millis(0), &dispatch(), &c),
+        Err(GatewayError::RateLimited { fatal: false })
+    );
+    assert_eq!(
+        s.admit(Millis(0), &dispatch(), &c),
+        Err(GatewayError::RateLimited { fatal: false })
+    );
+    assert_eq!(
+        s.admit(Millis(0), &dispatch(), &c),
+        Err(GatewayError::RateLimited { fatal: true })
+    );
     // 200 ms refill one token (5 per second).
     assert_eq!(s.admit(Millis(200), &dispatch(), &c), Ok(()));
-    assert_eq!(s.admit(Millis(200), &dispatch(), &c), Err(GatewayError::RateLimited { fatal: false }));
+    assert_eq!(
+        s.admit(Millis(200), &dispatch(), &c),
+        Err(GatewayError::RateLimited { fatal: false })
+    );
     // Heartbeats have their own allowance: not starved by commands.
     assert_eq!(s.admit(Millis(200), &Op::Heartbeat(None), &c), Ok(()));
 }
@@ -99,7 +148,9 @@ fn rate_limit_answers_then_closes_on_abuse_and_refills() {
 #[test]
 fn token_bucket_never_exceeds_capacity() {
     let mut b = TokenBucket::full(Millis(0), 3, Millis(300));
-    let taken = (0..10).filter(|_| b.take(Millis(1_000_000), 3, Millis(300))).count();
+    let taken = (0..10)
+        .filter(|_| b.take(Millis(1_000_000), 3, Millis(300)))
+        .count();
     assert_eq!(taken, 3);
 }
 
@@ -110,7 +161,10 @@ fn os_random_differs() {
 
 #[test]
 fn no_heartbeat_deadline_when_not_required() {
-    let c = GatewayConfig { heartbeat_required: false, ..config() };
+    let c = GatewayConfig {
+        heartbeat_required: false,
+        ..config()
+    };
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
     assert_eq!(s.next_deadline(&c), Millis::NEVER);

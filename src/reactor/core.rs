@@ -255,7 +255,9 @@ impl<A: App> Core<A> {
             Phase::Draining => return,
         }
         let state = entry.state.take();
-        if matches!(entry.phase, Phase::Ws(_) | Phase::Draining) && entry.flags & flag::UPGRADED != 0 {
+        if matches!(entry.phase, Phase::Ws(_) | Phase::Draining)
+            && entry.flags & flag::UPGRADED != 0
+        {
             let frame = SharedFrame::close(code, reason);
             self.push_shared_unchecked(id, &frame);
         }
@@ -334,10 +336,7 @@ impl<A: App> Core<A> {
             }
             entry.flags ^= flag::WRITABLE;
         }
-        if done
-            && entry.flags & flag::SHUT_AFTER_FLUSH != 0
-            && entry.flags & flag::SHUT_DONE == 0
-        {
+        if done && entry.flags & flag::SHUT_AFTER_FLUSH != 0 && entry.flags & flag::SHUT_DONE == 0 {
             entry.flags |= flag::SHUT_DONE;
             if let Err(e) = entry.stream.shutdown(Shutdown::Write) {
                 if e.kind() != io::ErrorKind::NotConnected {

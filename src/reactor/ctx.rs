@@ -43,8 +43,9 @@ impl<'r, A: App> Ctx<'r, A> {
             Message::Binary(b) => (OpCode::Binary, b),
         };
         let len = payload.len() + crate::wire::MAX_HEADER_LEN;
-        self.core
-            .send_with(id, len, |outbox, pool| outbox.push_frame(pool, opcode, payload))
+        self.core.send_with(id, len, |outbox, pool| {
+            outbox.push_frame(pool, opcode, payload)
+        })
     }
 
     /// Sends a text message.

@@ -70,7 +70,13 @@ impl<A: App> Reactor<A> {
                 let want = rx.capacity().saturating_sub(old).max(MIN_RX_READ);
                 rx.resize(old + want, 0);
                 let outcome = read_into(&mut entry.stream, &mut rx[old..]);
-                rx.truncate(old + if let ReadOutcome::Data(n) = outcome { n } else { 0 });
+                rx.truncate(
+                    old + if let ReadOutcome::Data(n) = outcome {
+                        n
+                    } else {
+                        0
+                    },
+                );
                 (outcome, want)
             };
             let n = match outcome {
@@ -152,8 +158,12 @@ impl<A: App> Reactor<A> {
                     }
                     Err(e) => {
                         log::debug!("{id}: failing connection: {e}");
-                        self.core
-                            .close_as(id, e.close_code(), e.reason(), Closed::Failed(e.close_code()));
+                        self.core.close_as(
+                            id,
+                            e.close_code(),
+                            e.reason(),
+                            Closed::Failed(e.close_code()),
+                        );
                         return (buf.len(), None);
                     }
                 },
@@ -201,11 +211,16 @@ impl<A: App> Reactor<A> {
             Event::Close { code, reply, .. } => {
                 if reply {
                     let echo = code.map(|c| c.0.to_be_bytes());
-                    self.core
-                        .push_control(id, OpCode::Close, echo.as_ref().map_or(&[][..], |b| &b[..]));
+                    self.core.push_control(
+                        id,
+                        OpCode::Close,
+                        echo.as_ref().map_or(&[][..], |b| &b[..]),
+                    );
                     if let Some(entry) = self.core.get_mut(id) {
                         if let Some(state) = entry.state.take() {
-                            self.core.closed.push_back((id, state, Closed::ByPeer(code)));
+                            self.core
+                                .closed
+                                .push_back((id, state, Closed::ByPeer(code)));
                         }
                     }
                 }
@@ -285,7 +300,8 @@ impl<A: App> Reactor<A> {
             let keep_alive = request.keep_alive() && !self.core.shutting_down;
             let response = {
                 let mut ctx = Ctx::new(&mut self.core);
-                self.app.on_http(&mut ctx, id, &request, &buf[head_len..total])
+                self.app
+                    .on_http(&mut ctx, id, &request, &buf[head_len..total])
             };
             self.deliver_closed();
             let mut out = Vec::with_capacity(128 + response.body.len());

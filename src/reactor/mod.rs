@@ -91,7 +91,11 @@ impl<A: App> Reactor<A> {
     }
 
     /// Builds a reactor on a listener the host already bound (set non-blocking here).
-    pub fn from_std(listener: std::net::TcpListener, config: Config, app: A) -> Result<Self, Error> {
+    pub fn from_std(
+        listener: std::net::TcpListener,
+        config: Config,
+        app: A,
+    ) -> Result<Self, Error> {
         config.validate()?;
         listener.set_nonblocking(true)?;
         Self::with_listener(TcpListener::from_std(listener), config, app)
@@ -243,7 +247,11 @@ impl<A: App> Reactor<A> {
         self.run_commands();
         let pending = std::mem::take(&mut self.core.pending_reads);
         for id in pending {
-            if self.core.get(id).is_some_and(|e| e.flags & flag::READ_PENDING != 0) {
+            if self
+                .core
+                .get(id)
+                .is_some_and(|e| e.flags & flag::READ_PENDING != 0)
+            {
                 self.read_conn(id);
             }
         }
@@ -327,11 +335,15 @@ impl<A: App> Reactor<A> {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM...: the pending connection stays in
                     // the backlog. Pause accepting (no busy loop) and retry after a back-off,
                     // or as soon as one of our own connections frees a descriptor.
-                    log::warn!("accept failed ({e}); pausing accepts for {}", self.accept_backoff);
+                    log::warn!(
+                        "accept failed ({e}); pausing accepts for {}",
+                        self.accept_backoff
+                    );
                     self.core.accept_paused = true;
                     let at = self.core.now + self.accept_backoff;
                     self.core.wheel.insert(at, TimerTarget::Accept);
-                    self.accept_backoff = (self.accept_backoff + self.accept_backoff).min(ACCEPT_BACKOFF_MAX);
+                    self.accept_backoff =
+                        (self.accept_backoff + self.accept_backoff).min(ACCEPT_BACKOFF_MAX);
                     return;
                 }
             }
@@ -395,8 +407,10 @@ impl<A: App> Reactor<A> {
     /// A connection's own deadline passed: what it means depends on its phase.
     fn conn_deadline(&mut self, id: ConnId) {
         let now = self.core.now;
-        let (idle_timeout, ping_interval) =
-            (self.core.config.idle_timeout, self.core.config.ping_interval);
+        let (idle_timeout, ping_interval) = (
+            self.core.config.idle_timeout,
+            self.core.config.ping_interval,
+        );
         let Some(entry) = self.core.get_mut(id) else {
             return;
         };
@@ -445,7 +459,8 @@ impl<A: App> Reactor<A> {
             .map(|(index, e)| ConnId::new(index, e.generation))
             .collect();
         for id in ids {
-            self.core.close(id, CloseCode::GOING_AWAY, "server shutting down");
+            self.core
+                .close(id, CloseCode::GOING_AWAY, "server shutting down");
         }
         self.deliver_closed();
         let at = self.core.now + self.core.config.shutdown_timeout;
@@ -471,6 +486,6 @@ impl<A: App> Reactor<A> {
         self.core.stop = true;
         self.core.remote.mark_stopped();
         // Drop every pending timer (application timers included): nothing will fire them.
-        while self.core.wheel.poll(Millis::NEVER).is_some() {}
+        self.core.wheel = TimerWheel::new(self.core.now);
     }
 }

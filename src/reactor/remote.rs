@@ -137,27 +137,36 @@ impl<C> Remote<C> {
 
     /// Sends a text message to a connection.
     pub fn send_text(&self, id: ConnId, text: impl Into<String>) -> Result<(), RemoteError> {
-        self.inner.push(Command::Send(id, Payload::Text(text.into())))
+        self.inner
+            .push(Command::Send(id, Payload::Text(text.into())))
     }
 
     /// Sends a binary message to a connection.
     pub fn send_binary(&self, id: ConnId, bytes: impl Into<Vec<u8>>) -> Result<(), RemoteError> {
-        self.inner.push(Command::Send(id, Payload::Binary(bytes.into())))
+        self.inner
+            .push(Command::Send(id, Payload::Binary(bytes.into())))
     }
 
     /// Closes a connection with a code and reason.
-    pub fn close(&self, id: ConnId, code: CloseCode, reason: impl Into<String>) -> Result<(), RemoteError> {
+    pub fn close(
+        &self,
+        id: ConnId,
+        code: CloseCode,
+        reason: impl Into<String>,
+    ) -> Result<(), RemoteError> {
         self.inner.push(Command::Close(id, code, reason.into()))
     }
 
     /// Sends a text message to every open WebSocket connection (encoded once).
     pub fn broadcast_text(&self, text: impl Into<String>) -> Result<(), RemoteError> {
-        self.inner.push(Command::Broadcast(Payload::Text(text.into())))
+        self.inner
+            .push(Command::Broadcast(Payload::Text(text.into())))
     }
 
     /// Sends a binary message to every open WebSocket connection (encoded once).
     pub fn broadcast_binary(&self, bytes: impl Into<Vec<u8>>) -> Result<(), RemoteError> {
-        self.inner.push(Command::Broadcast(Payload::Binary(bytes.into())))
+        self.inner
+            .push(Command::Broadcast(Payload::Binary(bytes.into())))
     }
 
     /// Passes a command to the application's [`App::on_command`](crate::App::on_command).

@@ -133,7 +133,10 @@ impl<T> TimerWheel<T> {
     /// before its slab has to grow. Sizing it for the expected peak avoids reallocation
     /// (and its latency spike) while serving.
     pub fn with_capacity(now: Millis, capacity: usize) -> Self {
-        let level = || Level { occupied: 0, heads: [NIL; SLOTS] };
+        let level = || Level {
+            occupied: 0,
+            heads: [NIL; SLOTS],
+        };
         TimerWheel {
             slab: Slab::with_capacity(capacity),
             elapsed: now.0,
@@ -181,7 +184,9 @@ impl<T> TimerWheel<T> {
 
     /// The deadline a pending timer was given (unclamped), or `None` if `id` is stale.
     pub fn deadline(&self, id: TimerId) -> Option<Millis> {
-        self.slab.get_live(id.index, id.generation).map(|n| Millis(n.deadline))
+        self.slab
+            .get_live(id.index, id.generation)
+            .map(|n| Millis(n.deadline))
     }
 
     /// A time at or before the earliest pending deadline, or `None` when no timer is
@@ -215,7 +220,13 @@ impl<T> TimerWheel<T> {
         loop {
             if let Some(index) = self.slab.pop_front(&mut self.ready) {
                 if let Some(node) = self.slab.release(index) {
-                    return Some((TimerId { index, generation: node.generation }, node.value));
+                    return Some((
+                        TimerId {
+                            index,
+                            generation: node.generation,
+                        },
+                        node.value,
+                    ));
                 }
                 continue;
             }
@@ -265,7 +276,11 @@ impl<T> TimerWheel<T> {
     fn next_expiration(&self) -> Option<Expiration> {
         // A non-empty level's slots all end before the next-higher level's slots start, so
         // the first non-empty level holds the earliest slot.
-        let (level, lv) = self.levels.iter().enumerate().find(|(_, lv)| lv.occupied != 0)?;
+        let (level, lv) = self
+            .levels
+            .iter()
+            .enumerate()
+            .find(|(_, lv)| lv.occupied != 0)?;
         if level < TOP {
             // Occupied slots all lie after the current one in the current window (they
             // start after `elapsed`), so the lowest set bit is the earliest.
@@ -273,14 +288,23 @@ impl<T> TimerWheel<T> {
             let shift = SLOT_BITS * level as u32;
             let window = !((1u64 << (shift + SLOT_BITS)) - 1);
             let start = (self.elapsed & window) | (u64::from(slot) << shift);
-            Some(Expiration { level, slot: slot as usize, start })
+            Some(Expiration {
+                level,
+                slot: slot as usize,
+                start,
+            })
         } else {
             // The top level is a ring: a slot holds the entries of the absolute top slot
             // 1..=63 ahead of the current one that has its index modulo 64.
             let current = self.elapsed >> TOP_SLOT_SHIFT;
-            let ahead = lv.occupied.rotate_right((current % SLOTS as u64) as u32).trailing_zeros();
+            let ahead = lv
+                .occupied
+                .rotate_right((current % SLOTS as u64) as u32)
+                .trailing_zeros();
             let absolute = current + u64::from(ahead);
-            let start = absolute.checked_shl(TOP_SLOT_SHIFT).filter(|s| s >> TOP_SLOT_SHIFT == absolute);
+            let start = absolute
+                .checked_shl(TOP_SLOT_SHIFT)
+                .filter(|s| s >> TOP_SLOT_SHIFT == absolute);
             Some(Expiration {
                 level,
                 slot: (absolute % SLOTS as u64) as usize,
@@ -292,8 +316,12 @@ impl<T> TimerWheel<T> {
     /// Empties slot `slot` of level `level` (whose start time has been reached) by filing its
     /// entries again relative to the wheel's time: to a lower level, or the ready list.
     fn cascade(&mut self, level: usize, slot: usize) {
-        let Some(lv) = self.levels.get_mut(level) else { return };
-        let Some(head) = lv.heads.get_mut(slot) else { return };
+        let Some(lv) = self.levels.get_mut(level) else {
+            return;
+        };
+        let Some(head) = lv.heads.get_mut(slot) else {
+            return;
+        };
         let mut list = std::mem::replace(head, NIL);
         lv.occupied &= !(1u64 << slot);
         while let Some(index) = self.slab.pop_front(&mut list) {
@@ -304,7 +332,9 @@ impl<T> TimerWheel<T> {
     /// Links the unlinked entry `index` into the list its deadline belongs to, relative to
     /// the wheel's time, and records that list in the entry.
     fn file(&mut self, index: u32) {
-        let Some(deadline) = self.slab.get(index).map(|n| n.deadline) else { return };
+        let Some(deadline) = self.slab.get(index).map(|n| n.deadline) else {
+            return;
+        };
         let elapsed = self.elapsed;
         if deadline <= elapsed {
             if self.ready == NIL || deadline < self.ready_min {
@@ -329,8 +359,12 @@ impl<T> TimerWheel<T> {
             let absolute = (deadline >> TOP_SLOT_SHIFT).min(current + (SLOTS as u64 - 1));
             (TOP, (absolute % SLOTS as u64) as usize)
         };
-        let Some(lv) = self.levels.get_mut(level) else { return };
-        let Some(head) = lv.heads.get_mut(slot) else { return };
+        let Some(lv) = self.levels.get_mut(level) else {
+            return;
+        };
+        let Some(head) = lv.heads.get_mut(slot) else {
+            return;
+        };
         lv.occupied |= 1u64 << slot;
         self.slab.push_back(head, index);
         if let Some(n) = self.slab.get_mut(index) {
@@ -348,8 +382,12 @@ impl<T> TimerWheel<T> {
             self.slab.unlink(&mut self.ready, index);
             return;
         }
-        let Some(lv) = self.levels.get_mut(home as usize) else { return };
-        let Some(head) = lv.heads.get_mut(slot) else { return };
+        let Some(lv) = self.levels.get_mut(home as usize) else {
+            return;
+        };
+        let Some(head) = lv.heads.get_mut(slot) else {
+            return;
+        };
         self.slab.unlink(head, index);
         if *head == NIL {
             lv.occupied &= !(1u64 << slot);

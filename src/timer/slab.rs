@@ -93,7 +93,11 @@ pub(super) struct Slab<T> {
 impl<T> Slab<T> {
     /// An empty slab with room for `capacity` entries before it reallocates.
     pub(super) fn with_capacity(capacity: usize) -> Self {
-        Slab { entries: Vec::with_capacity(capacity), free_head: NIL, len: 0 }
+        Slab {
+            entries: Vec::with_capacity(capacity),
+            free_head: NIL,
+            len: 0,
+        }
     }
 
     /// Occupied cells.
@@ -110,7 +114,10 @@ impl<T> Slab<T> {
     /// when there is one, so a steady state allocates nothing.
     pub(super) fn alloc(&mut self, deadline: u64, value: T) -> (u32, u32) {
         let reuse = match self.entries.get(self.free_head as usize) {
-            Some(&Entry::Vacant { next_free, generation }) => Some((next_free, generation)),
+            Some(&Entry::Vacant {
+                next_free,
+                generation,
+            }) => Some((next_free, generation)),
             _ => None,
         };
         let (index, generation) = match reuse {
@@ -126,11 +133,22 @@ impl<T> Slab<T> {
                     Ok(i) if i != NIL => i,
                     _ => std::process::abort(),
                 };
-                self.entries.push(Entry::Vacant { next_free: NIL, generation: 0 });
+                self.entries.push(Entry::Vacant {
+                    next_free: NIL,
+                    generation: 0,
+                });
                 (index, 0)
             }
         };
-        let node = Node { deadline, value, prev: NIL, next: NIL, generation, home: Home::Ready, slot: 0 };
+        let node = Node {
+            deadline,
+            value,
+            prev: NIL,
+            next: NIL,
+            generation,
+            home: Home::Ready,
+            slot: 0,
+        };
         if let Some(cell) = self.entries.get_mut(index as usize) {
             *cell = Entry::Occupied(node);
         }
@@ -146,7 +164,13 @@ impl<T> Slab<T> {
             Entry::Occupied(node) => node.generation.wrapping_add(1),
             Entry::Vacant { .. } => return None,
         };
-        let old = std::mem::replace(cell, Entry::Vacant { next_free: self.free_head, generation });
+        let old = std::mem::replace(
+            cell,
+            Entry::Vacant {
+                next_free: self.free_head,
+                generation,
+            },
+        );
         self.free_head = index;
         self.len -= 1;
         match old {
@@ -199,7 +223,9 @@ impl<T> Slab<T> {
             return;
         }
         let first = *head;
-        let Some(tail) = self.get(first).map(|n| n.prev) else { return };
+        let Some(tail) = self.get(first).map(|n| n.prev) else {
+            return;
+        };
         if let Some(n) = self.get_mut(index) {
             n.prev = tail;
             n.next = first;
@@ -212,7 +238,9 @@ impl<T> Slab<T> {
 
     /// Removes node `index` from the list whose head is `*head` (it must be a member).
     pub(super) fn unlink(&mut self, head: &mut u32, index: u32) {
-        let Some((prev, next)) = self.get(index).map(|n| (n.prev, n.next)) else { return };
+        let Some((prev, next)) = self.get(index).map(|n| (n.prev, n.next)) else {
+            return;
+        };
         if next == index {
             // The only member.
             *head = NIL;

@@ -31,8 +31,13 @@ impl Rng {
 fn fire_time_by_next_deadline(wheel: &mut TimerWheel<u32>, deadline: u64) -> u64 {
     for _ in 0..10_000 {
         let nd = wheel.next_deadline().map(|m| m.0);
-        let Some(nd) = nd else { panic!("timer lost (deadline {deadline})") };
-        assert!(nd <= deadline, "next_deadline {nd} after deadline {deadline}");
+        let Some(nd) = nd else {
+            panic!("timer lost (deadline {deadline})")
+        };
+        assert!(
+            nd <= deadline,
+            "next_deadline {nd} after deadline {deadline}"
+        );
         let before = wheel.now();
         match wheel.poll(Millis(nd)) {
             Some((_, v)) => {
@@ -48,10 +53,26 @@ fn fire_time_by_next_deadline(wheel: &mut TimerWheel<u32>, deadline: u64) -> u64
 
 /// Deltas covering every level boundary, hours, years, and beyond the wheel's span.
 fn interesting_deltas() -> Vec<u64> {
-    let mut d = vec![1, 2, 62, 63, 64, 65, 127, 128, 4095, 4096, 4097, 262_143, 262_144, 262_145];
-    d.extend([1 << 24, (1 << 24) + 1, (1 << 30) - 1, 1 << 30, (1 << 30) + 1]);
+    let mut d = vec![
+        1, 2, 62, 63, 64, 65, 127, 128, 4095, 4096, 4097, 262_143, 262_144, 262_145,
+    ];
+    d.extend([
+        1 << 24,
+        (1 << 24) + 1,
+        (1 << 30) - 1,
+        1 << 30,
+        (1 << 30) + 1,
+    ]);
     d.extend([(1 << 36) - 1, 1 << 36, (1 << 36) + 1, 63 << 30, 64 << 30]);
-    d.extend([HOUR, 5 * HOUR + 17, 24 * HOUR, YEAR, 2 * YEAR + 3, 3 * YEAR, 20 * YEAR + 9]);
+    d.extend([
+        HOUR,
+        5 * HOUR + 17,
+        24 * HOUR,
+        YEAR,
+        2 * YEAR + 3,
+        3 * YEAR,
+        20 * YEAR + 9,
+    ]);
     d
 }
 
@@ -64,13 +85,23 @@ fn fires_at_exact_ms_on_every_level() {
             let mut wheel = TimerWheel::new(Millis(start));
             let id = wheel.insert(Millis(deadline), 7u32);
             assert_eq!(wheel.deadline(id), Some(Millis(deadline)));
-            assert_eq!(fire_time_by_next_deadline(&mut wheel, deadline), deadline, "start {start}");
+            assert_eq!(
+                fire_time_by_next_deadline(&mut wheel, deadline),
+                deadline,
+                "start {start}"
+            );
             // Jumping straight to the deadline, after a poll just before it.
             let mut wheel = TimerWheel::new(Millis(start));
             wheel.insert(Millis(deadline), 7u32);
-            assert!(wheel.poll(Millis(deadline - 1)).is_none(), "early: start {start} delta {delta}");
+            assert!(
+                wheel.poll(Millis(deadline - 1)).is_none(),
+                "early: start {start} delta {delta}"
+            );
             assert_eq!(wheel.len(), 1);
-            assert!(wheel.poll(Millis(deadline)).is_some(), "late: start {start} delta {delta}");
+            assert!(
+                wheel.poll(Millis(deadline)).is_some(),
+                "late: start {start} delta {delta}"
+            );
             assert!(wheel.poll(Millis(deadline)).is_none());
         }
     }
@@ -121,7 +152,10 @@ fn fires_in_deadline_order() {
     while !wheel.is_empty() {
         now += rng.below(1 << 30);
         while let Some((id, deadline)) = wheel.poll(Millis(now)) {
-            assert!(deadline >= last && deadline <= now, "{deadline} after {last}, now {now}");
+            assert!(
+                deadline >= last && deadline <= now,
+                "{deadline} after {last}, now {now}"
+            );
             assert_eq!(wheel.deadline(id), None);
             last = deadline;
             fired += 1;
@@ -296,7 +330,10 @@ fn entry_is_small() {
     assert_eq!(std::mem::size_of::<slab::Entry<u64>>(), 32);
     assert_eq!(std::mem::size_of::<slab::Entry<()>>(), 24);
     let wheel: TimerWheel<u64> = TimerWheel::with_capacity(Millis(0), 100);
-    assert_eq!(wheel.heap_bytes(), 100 * 32 + std::mem::size_of::<TimerWheel<u64>>());
+    assert_eq!(
+        wheel.heap_bytes(),
+        100 * 32 + std::mem::size_of::<TimerWheel<u64>>()
+    );
 }
 
 /// A reference model: pending timers with their effective deadline (the deadline, or the
@@ -352,7 +389,9 @@ fn model_run(seed: u64, start: u64, steps: usize) {
         match wheel.poll(Millis(at)) {
             Some((id, value)) => {
                 let entry = model.remove(id);
-                let Some((_, eff, v)) = entry else { panic!("fired unknown or stale {id:?}") };
+                let Some((_, eff, v)) = entry else {
+                    panic!("fired unknown or stale {id:?}")
+                };
                 assert_eq!(v, value);
                 assert!(eff <= effective_now, "fired {eff} early at {effective_now}");
                 let min = model.by_eff.first().map_or(u64::MAX, |&(e, _)| e);
@@ -361,7 +400,10 @@ fn model_run(seed: u64, start: u64, steps: usize) {
             }
             None => {
                 let min = model.by_eff.first().map(|&(e, _)| e);
-                assert!(min.map_or(true, |m| m > effective_now), "missed {min:?} at {effective_now}");
+                assert!(
+                    min.is_none_or(|m| m > effective_now),
+                    "missed {min:?} at {effective_now}"
+                );
                 assert_eq!(wheel.now().0, effective_now);
                 false
             }
@@ -369,7 +411,8 @@ fn model_run(seed: u64, start: u64, steps: usize) {
     };
 
     for step in 0..steps {
-        let pick = |rng: &mut Rng, ids: &[TimerId]| ids.get(rng.below(ids.len() as u64) as usize).copied();
+        let pick =
+            |rng: &mut Rng, ids: &[TimerId]| ids.get(rng.below(ids.len() as u64) as usize).copied();
         match rng.below(100) {
             0..=34 => {
                 let deadline = random_deadline(&mut rng, now);
@@ -442,13 +485,19 @@ fn model_run(seed: u64, start: u64, steps: usize) {
         let min_raw = model.by_raw.first().map(|&(r, _)| r);
         assert_eq!(nd.is_some(), min_raw.is_some());
         if let (Some(nd), Some(min_raw)) = (nd, min_raw) {
-            assert!(nd <= min_raw, "next_deadline {nd} after earliest {min_raw} (step {step})");
+            assert!(
+                nd <= min_raw,
+                "next_deadline {nd} after earliest {min_raw} (step {step})"
+            );
         }
         if ids.len() > 4096 {
             ids.drain(..2048);
         }
     }
-    assert!(fired_total > steps / 20, "the run should fire plenty ({fired_total})");
+    assert!(
+        fired_total > steps / 20,
+        "the run should fire plenty ({fired_total})"
+    );
 }
 
 #[test]

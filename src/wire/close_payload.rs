@@ -107,11 +107,17 @@ mod tests {
         assert_eq!(decode_close(&[3]), Err(CloseError::Truncated));
         let ok = decode_close(&[0x03, 0xE8, b'b', b'y', b'e']).unwrap();
         assert_eq!((ok.code, ok.reason), (Some(CloseCode::NORMAL), "bye"));
-        assert_eq!(decode_close(&[0x03, 0xED]), Err(CloseError::InvalidCode(1005)));
+        assert_eq!(
+            decode_close(&[0x03, 0xED]),
+            Err(CloseError::InvalidCode(1005))
+        );
         assert_eq!(decode_close(&[0x00, 0x00]), Err(CloseError::InvalidCode(0)));
         let bad = decode_close(&[0x03, 0xE8, 0xFF]).unwrap_err();
         assert_eq!(bad.close_code(), CloseCode::INVALID_PAYLOAD);
-        assert_eq!(CloseError::Truncated.close_code(), CloseCode::PROTOCOL_ERROR);
+        assert_eq!(
+            CloseError::Truncated.close_code(),
+            CloseCode::PROTOCOL_ERROR
+        );
     }
 
     #[test]

@@ -183,7 +183,11 @@ pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<FrameHeader>, Head
         },
         short => (u64::from(short), 2),
     };
-    let limit = if opcode.is_control() { 125 } else { max_payload };
+    let limit = if opcode.is_control() {
+        125
+    } else {
+        max_payload
+    };
     let payload_len = match usize::try_from(len) {
         Ok(n) if n <= limit => n,
         _ => return Err(HeaderError::TooLarge { len, limit }),
@@ -209,7 +213,12 @@ pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<FrameHeader>, Head
 }
 
 /// Encodes an unmasked (server) frame header into `out`, returning its length (2, 4 or 10).
-pub fn encode_header(out: &mut [u8; MAX_HEADER_LEN], fin: bool, opcode: OpCode, len: usize) -> usize {
+pub fn encode_header(
+    out: &mut [u8; MAX_HEADER_LEN],
+    fin: bool,
+    opcode: OpCode,
+    len: usize,
+) -> usize {
     out[0] = (u8::from(fin) << 7) | opcode.as_u8();
     if len < 126 {
         out[1] = len as u8;
@@ -260,7 +269,9 @@ mod tests {
 
     #[test]
     fn extended_lengths() {
-        let h = header(&[0x82, 0xFE, 0x00, 0x7E, 9, 9, 9, 9]).unwrap().unwrap();
+        let h = header(&[0x82, 0xFE, 0x00, 0x7E, 9, 9, 9, 9])
+            .unwrap()
+            .unwrap();
         assert_eq!((h.payload_len, h.header_len), (126, 8));
         let h = parse(&[0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 9, 9, 9, 9], 1 << 24)
             .unwrap()
@@ -274,7 +285,13 @@ mod tests {
     fn limit_enforced_from_the_header_alone() {
         // 4097 announced, no payload present: refused with 1009 before any byte arrives.
         let err = header(&[0x81, 0xFE, 0x10, 0x01]).unwrap_err();
-        assert_eq!(err, HeaderError::TooLarge { len: 4097, limit: 4096 });
+        assert_eq!(
+            err,
+            HeaderError::TooLarge {
+                len: 4097,
+                limit: 4096
+            }
+        );
         assert_eq!(err.close_code(), CloseCode::TOO_BIG);
         assert!(header(&[0x81, 0xFE, 0x10, 0x00]).unwrap().is_none()); // 4096 ok, needs mask
         let huge = [0x82, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF];

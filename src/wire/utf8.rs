@@ -137,7 +137,10 @@ mod tests {
             b"\xf0\x9f\x98", // truncated at the end
         ];
         for bytes in cases {
-            assert!(split_everywhere(bytes).iter().all(Result::is_err), "{bytes:?}");
+            assert!(
+                split_everywhere(bytes).iter().all(Result::is_err),
+                "{bytes:?}"
+            );
         }
     }
 

@@ -50,9 +50,11 @@ fn run(bytes: &[u8], chunk: usize) -> (Vec<Got>, Option<ProtocolError>) {
                         Event::Binary(b) => Some(Got::Binary(b.to_vec())),
                         Event::Ping(p) => Some(Got::Ping(p.to_vec())),
                         Event::Pong(p) => Some(Got::Pong(p.to_vec())),
-                        Event::Close { code, reason, reply } => {
-                            Some(Got::Close(code.map(|c| c.0), reason.to_owned(), reply))
-                        }
+                        Event::Close {
+                            code,
+                            reason,
+                            reply,
+                        } => Some(Got::Close(code.map(|c| c.0), reason.to_owned(), reply)),
                         Event::Fragment => None,
                         Event::Assembled(kind) => {
                             let m = conn.take_message();
@@ -72,7 +74,10 @@ fn run(bytes: &[u8], chunk: usize) -> (Vec<Got>, Option<ProtocolError>) {
 }
 
 fn all_splits(bytes: &[u8]) -> Vec<(Vec<Got>, Option<ProtocolError>)> {
-    [1, 2, 3, 5, 7, 64, bytes.len().max(1)].iter().map(|&c| run(bytes, c)).collect()
+    [1, 2, 3, 5, 7, 64, bytes.len().max(1)]
+        .iter()
+        .map(|&c| run(bytes, c))
+        .collect()
 }
 
 #[test]
@@ -97,7 +102,13 @@ fn fragmented_message_with_interleaved_ping() {
     s.extend(frame(true, 0, b"!"));
     for (got, err) in all_splits(&s) {
         assert_eq!(err, None);
-        assert_eq!(got, vec![Got::Ping(b"ping!".to_vec()), Got::Text("Hello, wörld!".into())]);
+        assert_eq!(
+            got,
+            vec![
+                Got::Ping(b"ping!".to_vec()),
+                Got::Text("Hello, wörld!".into())
+            ]
+        );
     }
 }
 
@@ -132,8 +143,22 @@ fn every_bad_input_gets_its_exact_close_code() {
         // Unmasked client frame.
         (vec![0x81, 0x02, b'h', b'i'], 1002),
         // Reserved bits, reserved opcodes.
-        ({ let mut f = frame(true, 1, b"x"); f[0] |= 0x40; f }, 1002),
-        ({ let mut f = frame(true, 1, b"x"); f[0] |= 0x10; f }, 1002),
+        (
+            {
+                let mut f = frame(true, 1, b"x");
+                f[0] |= 0x40;
+                f
+            },
+            1002,
+        ),
+        (
+            {
+                let mut f = frame(true, 1, b"x");
+                f[0] |= 0x10;
+                f
+            },
+            1002,
+        ),
         (frame(true, 3, b""), 1002),
         (frame(true, 0xB, b""), 1002),
         // Fragmented ping; control frame over 125 bytes.
@@ -141,14 +166,42 @@ fn every_bad_input_gets_its_exact_close_code() {
         (frame(true, 9, &[0u8; 126]), 1002),
         // Continuation without start; new message inside a fragmented one.
         (frame(true, 0, b"x"), 1002),
-        ({ let mut s = frame(false, 1, b"a"); s.extend(frame(true, 1, b"b")); s }, 1002),
+        (
+            {
+                let mut s = frame(false, 1, b"a");
+                s.extend(frame(true, 1, b"b"));
+                s
+            },
+            1002,
+        ),
         // Over the limit, single frame and fragmented.
         (frame(true, 2, &[0u8; 4097]), 1009),
-        ({ let mut s = frame(false, 2, &[0u8; 4000]); s.extend(frame(true, 0, &[0u8; 97])); s }, 1009),
+        (
+            {
+                let mut s = frame(false, 2, &[0u8; 4000]);
+                s.extend(frame(true, 0, &[0u8; 97]));
+                s
+            },
+            1009,
+        ),
         // Invalid UTF-8: single frame, across fragments, truncated at message end.
         (frame(true, 1, b"\xce\xba\xed\xa0\x80"), 1007),
-        ({ let mut s = frame(false, 1, b"\xce"); s.extend(frame(true, 0, b"\xff")); s }, 1007),
-        ({ let mut s = frame(false, 1, b"ok"); s.extend(frame(true, 0, b"\xe2\x82")); s }, 1007),
+        (
+            {
+                let mut s = frame(false, 1, b"\xce");
+                s.extend(frame(true, 0, b"\xff"));
+                s
+            },
+            1007,
+        ),
+        (
+            {
+                let mut s = frame(false, 1, b"ok");
+                s.extend(frame(true, 0, b"\xe2\x82"));
+                s
+            },
+            1007,
+        ),
         // Close frames: 1 byte, invalid code, invalid reason.
         (frame(true, 8, &[0x03]), 1002),
         (frame(true, 8, &[0x03, 0xED]), 1002),
@@ -173,7 +226,10 @@ fn invalid_utf8_fails_before_the_frame_is_complete() {
     let f = frame(true, 1, b"\xce\xba\xed\xa0\x80 and much more text after it");
     let mut conn = WsConn::new();
     let mut head = f[..6 + 4].to_vec(); // header, mask and the first 4 payload bytes
-    assert_eq!(conn.decode(&mut head, LIMIT), Err(ProtocolError::InvalidUtf8));
+    assert_eq!(
+        conn.decode(&mut head, LIMIT),
+        Err(ProtocolError::InvalidUtf8)
+    );
 }
 
 #[test]
@@ -183,7 +239,9 @@ fn partial_frame_reports_its_length() {
     let mut part = f[..10].to_vec();
     assert_eq!(
         conn.decode(&mut part, LIMIT),
-        Ok(Decoded::NeedMore { frame_len: Some(308) })
+        Ok(Decoded::NeedMore {
+            frame_len: Some(308)
+        })
     );
 }
 
@@ -200,7 +258,10 @@ fn close_handshake_both_ways() {
     assert!(!conn.start_close());
     let mut reply = frame(true, 8, &[0x03, 0xE8]);
     match conn.decode(&mut reply, LIMIT) {
-        Ok(Decoded::Frame { event: Event::Close { reply, .. }, .. }) => assert!(!reply),
+        Ok(Decoded::Frame {
+            event: Event::Close { reply, .. },
+            ..
+        }) => assert!(!reply),
         other => panic!("{other:?}"),
     }
     assert_eq!(conn.close_state(), CloseState::Closed);

@@ -6,8 +6,8 @@
 //! as shared references ([`SharedFrame`]) and written with vectored I/O beside owned bytes.
 
 use super::frame::{write_frame, SharedFrame, SharedPayload};
-use crate::wire::{encode_header, MAX_HEADER_LEN};
 use crate::wire::OpCode;
+use crate::wire::{encode_header, MAX_HEADER_LEN};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -55,10 +55,15 @@ impl BufPool {
     }
 }
 
+/// Bytes a small chunk keeps inline (a frame header and a sequence prefix).
+const INLINE: usize = 38;
+
 #[derive(Debug)]
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Rc<[u8]>),
+    /// A few bytes stored in the queue itself: no buffer for a broadcast member's prefix.
+    Inline([u8; INLINE], u8),
 }
 
 impl Chunk {
@@ -66,6 +71,7 @@ impl Chunk {
         match self {
             Chunk::Owned(v) => v,
             Chunk::Shared(r) => r,
+            Chunk::Inline(b, n) => &b[..usize::from(*n)],
         }
     }
 }
@@ -127,10 +133,20 @@ impl Outbox {
     ) {
         let mut header = [0u8; MAX_HEADER_LEN];
         let n = encode_header(&mut header, true, opcode, prefix.len() + body.len());
-        let buf = self.tail_with_room(pool, n + prefix.len());
-        buf.extend_from_slice(&header[..n]);
-        buf.extend_from_slice(prefix);
-        self.len += n + prefix.len() + body.len();
+        let small = n + prefix.len();
+        let tail_has_room = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= small)
+            && !(self.chunks.len() == 1 && self.head > 0);
+        if small <= INLINE && !tail_has_room {
+            let mut inline = [0u8; INLINE];
+            inline[..n].copy_from_slice(&header[..n]);
+            inline[n..small].copy_from_slice(prefix);
+            self.chunks.push_back(Chunk::Inline(inline, small as u8));
+        } else {
+            let buf = self.tail_with_room(pool, small);
+            buf.extend_from_slice(&header[..n]);
+            buf.extend_from_slice(prefix);
+        }
+        self.len += small + body.len();
         if !body.is_empty() {
             self.chunks.push_back(Chunk::Shared(Rc::clone(body.rc())));
         }
@@ -228,7 +244,7 @@ impl Outbox {
             .iter()
             .map(|c| match c {
                 Chunk::Owned(v) => v.capacity(),
-                Chunk::Shared(_) => 0,
+                Chunk::Shared(_) | Chunk::Inline(..) => 0,
             })
             .sum();
         owned + self.chunks.capacity() * std::mem::size_of::<Chunk>()
@@ -283,7 +299,11 @@ mod tests {
         write_frame(&mut expect, OpCode::Text, b"two");
         assert_eq!(ob.len(), expect.len());
 
-        let mut w = Trickle { out: Vec::new(), budget: 7, block_next: false };
+        let mut w = Trickle {
+            out: Vec::new(),
+            budget: 7,
+            block_next: false,
+        };
         let mut rounds = 0;
         while !ob.write_to(&mut w, &mut pool).unwrap() {
             // Queue more while partly written: must land after, never inside, a frame.
@@ -308,7 +328,11 @@ mod tests {
         let mut expect = Vec::new();
         write_frame(&mut expect, OpCode::Text, b"{\"s\":1,\"t\":\"X\"}");
         write_frame(&mut expect, OpCode::Text, b"{\"s\":10,\"t\":\"X\"}");
-        let mut w = Trickle { out: Vec::new(), budget: 5, block_next: false };
+        let mut w = Trickle {
+            out: Vec::new(),
+            budget: 5,
+            block_next: false,
+        };
         while !ob.write_to(&mut w, &mut pool).unwrap() {}
         assert_eq!(w.out, expect);
     }
@@ -319,7 +343,11 @@ mod tests {
         let mut ob = Outbox::default();
         ob.push_frame(&mut pool, OpCode::Binary, &[1u8; 40]);
         ob.push_frame(&mut pool, OpCode::Binary, &[2u8; 40]);
-        let mut w = Trickle { out: Vec::new(), budget: 10, block_next: false };
+        let mut w = Trickle {
+            out: Vec::new(),
+            budget: 10,
+            block_next: false,
+        };
         assert!(!ob.write_to(&mut w, &mut pool).unwrap());
         ob.drop_unsent(&mut pool);
         assert_eq!(ob.len(), 42 - 10);

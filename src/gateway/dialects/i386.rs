@@ -15,7 +15,9 @@
 //! 4015 session resumed elsewhere; applications add their own (4010-4013).
 
 use crate::close::CloseCode;
-use crate::gateway::dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+use crate::gateway::dialect::{
+    write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
+};
 use crate::gateway::session::SessionId;
 use crate::time::Millis;
 use serde::Deserialize;
@@ -125,19 +127,33 @@ impl Dialect for I386 {
             }
             120 => Ok(Op::Heartbeat(None)),
             130 => {
-                let event = env.t.or(env.e).ok_or_else(|| malformed("execute needs t"))?;
-                Ok(Op::Dispatch { event, data: env.cnf })
+                let event = env
+                    .t
+                    .or(env.e)
+                    .ok_or_else(|| malformed("execute needs t"))?;
+                Ok(Op::Dispatch {
+                    event,
+                    data: env.cnf,
+                })
             }
             other => Err(DecodeError::UnknownOp(other.to_string())),
         }
     }
 
     fn hello(&self, out: &mut String, heartbeat_interval: Millis) {
-        let _ = write!(out, "{{\"f\":100,\"cnf\":{{\"hb_int\":{}}}}}", heartbeat_interval.0);
+        let _ = write!(
+            out,
+            "{{\"f\":100,\"cnf\":{{\"hb_int\":{}}}}}",
+            heartbeat_interval.0
+        );
     }
 
     fn ready(&self, out: &mut String, ready: &Ready<'_>) {
-        let _ = write!(out, "{{\"f\":140,\"cnf\":{{\"v\":{VERSION},\"session_id\":{}", ready.session.0);
+        let _ = write!(
+            out,
+            "{{\"f\":140,\"cnf\":{{\"v\":{VERSION},\"session_id\":{}",
+            ready.session.0
+        );
         if ready.resumed {
             out.push_str(",\"resumed\":true");
         }
@@ -168,7 +184,9 @@ impl Dialect for I386 {
         let (c, fatal) = match error {
             GatewayError::Decode(DecodeError::UnknownOp(_)) => (code::UNKNOWN_FUNCTION, true),
             GatewayError::Decode(_) => (code::DECODE_ERROR, true),
-            GatewayError::NotIdentified | GatewayError::IdentifyTimeout => (code::NOT_AUTHENTICATED, true),
+            GatewayError::NotIdentified | GatewayError::IdentifyTimeout => {
+                (code::NOT_AUTHENTICATED, true)
+            }
             GatewayError::AuthenticationFailed => (code::AUTHENTICATION_FAILED, true),
             GatewayError::AlreadyIdentified => (code::ALREADY_AUTHENTICATED, true),
             GatewayError::InvalidSession => (code::INVALID_SESSION, false),
