@@ -11,7 +11,9 @@
 mod signals;
 
 use postern::gateway::dialects::i386::I386;
-use postern::gateway::{write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId};
+use postern::gateway::{
+    write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
+};
 use postern::{Config, Millis, Reactor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -97,7 +99,8 @@ impl Chat {
     }
 
     fn remember(&mut self, id: u64, author: &str, channel: &str) {
-        self.messages.insert(id, (author.to_owned(), channel.to_owned()));
+        self.messages
+            .insert(id, (author.to_owned(), channel.to_owned()));
         self.order.push_back(id);
         while self.order.len() > MESSAGE_MEMORY {
             if let Some(old) = self.order.pop_front() {
@@ -132,7 +135,9 @@ struct ChannelName {
 
 fn valid_channel(name: &str) -> bool {
     (1..=32).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 impl Handler for Chat {
@@ -141,23 +146,40 @@ impl Handler for Chat {
     type Timer = ();
     type Command = ();
 
-    fn identify(&mut self, _: &mut Gw<'_, '_, Self>, _: postern::ConnId, payload: &RawValue) -> Result<Chatter, GatewayError> {
+    fn identify(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: postern::ConnId,
+        payload: &RawValue,
+    ) -> Result<Chatter, GatewayError> {
         let user = self.user_for(payload)?;
         if self.banned.contains(&user.name) {
             return Err(GatewayError::app(BANNED, true, "banned"));
         }
         let mut key = [0u8; 16];
-        postern::gateway::session::os_random(&mut key).map_err(|_| GatewayError::app(4000, true, "no randomness"))?;
+        postern::gateway::session::os_random(&mut key)
+            .map_err(|_| GatewayError::app(4000, true, "no randomness"))?;
         let enc_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Chatter { user: user.name.clone(), admin: user.admin, channel: DEFAULT_CHANNEL.into(), enc_key })
+        Ok(Chatter {
+            user: user.name.clone(),
+            admin: user.admin,
+            channel: DEFAULT_CHANNEL.into(),
+            enc_key,
+        })
     }
 
     fn resume(&mut self, session: &Chatter, payload: &RawValue) -> bool {
-        matches!(self.user_for(payload), Ok(user) if user.name == session.user) && !self.banned.contains(&session.user)
+        matches!(self.user_for(payload), Ok(user) if user.name == session.user)
+            && !self.banned.contains(&session.user)
     }
 
     fn ready_fields(&self, session: &Chatter) -> String {
-        format!("\"enc_key\":\"{}\",\"user\":{},\"channel\":{}", session.enc_key, json_str(&session.user), json_str(&session.channel))
+        format!(
+            "\"enc_key\":\"{}\",\"user\":{},\"channel\":{}",
+            session.enc_key,
+            json_str(&session.user),
+            json_str(&session.channel)
+        )
     }
 
     fn on_ready(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, resumed: bool) {
@@ -167,12 +189,24 @@ impl Handler for Chat {
         let Some(c) = gw.session(session) else { return };
         let (user, channel) = (c.user.clone(), c.channel.clone());
         gw.join(session, &channel);
-        let data = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+        let data = format!(
+            "{{\"user\":{},\"channel\":{}}}",
+            json_str(&user),
+            json_str(&channel)
+        );
         gw.dispatch_room(&channel, "ROOM_USER_ADD", &data, None);
     }
 
-    fn on_event(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId, event: &str, data: Option<&RawValue>) -> Result<(), GatewayError> {
-        let Some(me) = gw.session(session) else { return Ok(()) };
+    fn on_event(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        event: &str,
+        data: Option<&RawValue>,
+    ) -> Result<(), GatewayError> {
+        let Some(me) = gw.session(session) else {
+            return Ok(());
+        };
         let (user, admin, channel) = (me.user.clone(), me.admin, me.channel.clone());
         match event {
             "MESSAGE_CREATE" => {
@@ -183,7 +217,8 @@ impl Handler for Chat {
                 self.next_message += 1;
                 let id = self.next_message;
                 self.remember(id, &user, &channel);
-                let out = format!(
+                let out =
+                    format!(
                     "{{\"id\":{id},\"channel\":{},\"author\":{},\"content\":{},\"timestamp\":{}}}",
                     json_str(&channel), json_str(&user), json_str(&msg.content), unix_ms()
                 );
@@ -198,11 +233,19 @@ impl Handler for Chat {
                     return Err(GatewayError::app(FORBIDDEN, false, "not your message"));
                 }
                 self.messages.remove(&target.id);
-                let out = format!("{{\"id\":{},\"channel\":{}}}", target.id, json_str(&in_channel));
+                let out = format!(
+                    "{{\"id\":{},\"channel\":{}}}",
+                    target.id,
+                    json_str(&in_channel)
+                );
                 gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
             }
             "START_TYPING" => {
-                let out = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+                let out = format!(
+                    "{{\"user\":{},\"channel\":{}}}",
+                    json_str(&user),
+                    json_str(&channel)
+                );
                 gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
             }
             "CHANNEL_ADD" => {
@@ -213,7 +256,11 @@ impl Handler for Chat {
                 if !self.channels.insert(add.channel.clone()) {
                     return Err(invalid("channel exists"));
                 }
-                let out = format!("{{\"channel\":{},\"by\":{}}}", json_str(&add.channel), json_str(&user));
+                let out = format!(
+                    "{{\"channel\":{},\"by\":{}}}",
+                    json_str(&add.channel),
+                    json_str(&user)
+                );
                 gw.dispatch_all("CHANNEL_ADD", &out);
             }
             "CHANNEL_MOVE" => {
@@ -223,13 +270,21 @@ impl Handler for Chat {
                 }
                 if to.channel != channel {
                     gw.leave(session, &channel);
-                    let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&channel));
+                    let gone = format!(
+                        "{{\"user\":{},\"channel\":{}}}",
+                        json_str(&user),
+                        json_str(&channel)
+                    );
                     gw.dispatch_room(&channel, "ROOM_USER_REMOVE", &gone, None);
                     gw.join(session, &to.channel);
                     if let Some(me) = gw.session(session) {
                         me.channel = to.channel.clone();
                     }
-                    let came = format!("{{\"user\":{},\"channel\":{}}}", json_str(&user), json_str(&to.channel));
+                    let came = format!(
+                        "{{\"user\":{},\"channel\":{}}}",
+                        json_str(&user),
+                        json_str(&to.channel)
+                    );
                     gw.dispatch_room(&to.channel, "ROOM_USER_ADD", &came, None);
                 }
             }
@@ -239,7 +294,11 @@ impl Handler for Chat {
                 }
                 let ban: BanTarget = Self::data(data)?;
                 self.banned.insert(ban.user.clone());
-                let out = format!("{{\"user\":{},\"by\":{}}}", json_str(&ban.user), json_str(&user));
+                let out = format!(
+                    "{{\"user\":{},\"by\":{}}}",
+                    json_str(&ban.user),
+                    json_str(&user)
+                );
                 gw.dispatch_all("SYSTEM_BAN_ADD", &out);
                 let theirs: Vec<SessionId> = gw
                     .sessions()
@@ -248,7 +307,11 @@ impl Handler for Chat {
                     .collect();
                 for s in theirs {
                     if let Some(c) = gw.end_session(s, &GatewayError::app(BANNED, true, "banned")) {
-                        let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&c.user), json_str(&c.channel));
+                        let gone = format!(
+                            "{{\"user\":{},\"channel\":{}}}",
+                            json_str(&c.user),
+                            json_str(&c.channel)
+                        );
                         gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
                     }
                 }
@@ -259,7 +322,11 @@ impl Handler for Chat {
     }
 
     fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, c: Chatter) {
-        let gone = format!("{{\"user\":{},\"channel\":{}}}", json_str(&c.user), json_str(&c.channel));
+        let gone = format!(
+            "{{\"user\":{},\"channel\":{}}}",
+            json_str(&c.user),
+            json_str(&c.channel)
+        );
         gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
     }
 }
@@ -293,11 +360,17 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--user" | "--admin" => {
-                let (name, token) = value.split_once(':').ok_or(format!("{arg} takes NAME:TOKEN"))?;
+                let (name, token) = value
+                    .split_once(':')
+                    .ok_or(format!("{arg} takes NAME:TOKEN"))?;
                 if name.is_empty() || token.is_empty() {
                     return Err(format!("{arg} takes NAME:TOKEN"));
                 }
-                o.users.push(User { name: name.into(), token: token.into(), admin: arg == "--admin" });
+                o.users.push(User {
+                    name: name.into(),
+                    token: token.into(),
+                    admin: arg == "--admin",
+                });
             }
             "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(1)),
             "--resume-window-ms" => o.resume_window = Millis(number()?),
@@ -321,7 +394,11 @@ fn main() -> ExitCode {
         let _ = postern::gateway::session::os_random(&mut t);
         let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
         eprintln!("no --user given: demo user `demo` with token {token}");
-        options.users.push(User { name: "demo".into(), token, admin: false });
+        options.users.push(User {
+            name: "demo".into(),
+            token,
+            admin: false,
+        });
     }
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     gateway_config.resume_window = options.resume_window;
@@ -333,7 +410,10 @@ fn main() -> ExitCode {
         order: VecDeque::new(),
         next_message: 0,
     };
-    let config = Config { max_payload: options.max_payload, ..Config::default() };
+    let config = Config {
+        max_payload: options.max_payload,
+        ..Config::default()
+    };
     let gateway = Gateway::new(chat, I386, gateway_config);
     let mut reactor = match Reactor::bind(options.listen, config, gateway) {
         Ok(r) => r,
