@@ -264,6 +264,11 @@ impl<A: App> Core<A> {
         if let Some(state) = state {
             self.closed.push_back((id, state, why));
         }
+        // Flush at the end of the turn even when nothing was queued (a socket still in its
+        // HTTP phase): the flush sends the FIN that ends it.
+        if let Some(entry) = slot(&mut self.conns, id) {
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
         let at = self.now + self.config.close_timeout;
         self.arm(id, at);
     }
