@@ -12,7 +12,8 @@ mod signals;
 
 use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
-    write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
+    random_hex, secret_eq, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler,
+    SessionId,
 };
 use postern::{Config, Millis, Reactor};
 use serde::Deserialize;
@@ -62,16 +63,6 @@ fn invalid(why: &'static str) -> GatewayError {
     GatewayError::app(INVALID_EVENT, false, why)
 }
 
-/// Compares secrets without an early exit on the first differing byte.
-fn same_secret(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for i in 0..a.len().max(b.len()) {
-        diff |= usize::from(a.get(i).copied().unwrap_or(0) ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
-}
-
 fn json_str(s: &str) -> String {
     let mut out = String::new();
     write_json_str(&mut out, s);
@@ -91,7 +82,7 @@ impl Chat {
         })?;
         let mut found = None;
         for user in &self.users {
-            if same_secret(&user.token, &present.token) {
+            if secret_eq(user.token.as_bytes(), present.token.as_bytes()) {
                 found = Some(user);
             }
         }
@@ -156,10 +147,7 @@ impl Handler for Chat {
         if self.banned.contains(&user.name) {
             return Err(GatewayError::app(BANNED, true, "banned"));
         }
-        let mut key = [0u8; 16];
-        postern::gateway::session::os_random(&mut key)
-            .map_err(|_| GatewayError::app(4000, true, "no randomness"))?;
-        let enc_key: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let enc_key = random_hex(16).map_err(|_| GatewayError::app(4000, true, "no randomness"))?;
         Ok(Chatter {
             user: user.name.clone(),
             admin: user.admin,
@@ -390,9 +378,7 @@ fn main() -> ExitCode {
         }
     };
     if options.users.is_empty() {
-        let mut t = [0u8; 12];
-        let _ = postern::gateway::session::os_random(&mut t);
-        let token: String = t.iter().map(|b| format!("{b:02x}")).collect();
+        let token = random_hex(12).unwrap_or_else(|_| "demo-token".into());
         eprintln!("no --user given: demo user `demo` with token {token}");
         options.users.push(User {
             name: "demo".into(),

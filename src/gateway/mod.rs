@@ -7,6 +7,7 @@
 //! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
 //! - [`handler`]: what an application implements ([`Handler`]).
 //! - [`engine`]: [`Gateway`], the reactor application that runs it all.
+//! - [`secret`]: constant-time comparison and random tokens.
 //! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
 
@@ -19,6 +20,7 @@ pub mod handler;
 pub mod registry;
 pub mod remote;
 pub mod replay;
+pub mod secret;
 pub mod session;
 
 pub use config::{DuplicatePolicy, GatewayConfig};
@@ -27,4 +29,5 @@ pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op
 pub use engine::{Gateway, GwConn, GwTimer};
 pub use handler::{Admit, Handler};
 pub use remote::{GatewayRemote, GwCommand};
+pub use secret::{random_hex, random_uuid, secret_eq};
 pub use session::{SessionId, TokenBucket};
