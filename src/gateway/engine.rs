@@ -469,12 +469,19 @@ impl<H: Handler> App for Gateway<H> {
             Op::Heartbeat(echo) => self
                 .core
                 .send_with(ctx, id, |d, out| d.heartbeat_ack(out, echo)),
-            Op::Identify(payload) => self.identify(ctx, id, payload),
+            Op::Identify(payload) => {
+                self.identify(ctx, id, payload);
+                // The identify deadline gave way to the heartbeat (and probe) deadlines.
+                self.core.arm(ctx, id);
+            }
             Op::Resume {
                 session,
                 seq,
                 payload,
-            } => self.resume(ctx, id, session, Some(seq), Some(payload)),
+            } => {
+                self.resume(ctx, id, session, Some(seq), Some(payload));
+                self.core.arm(ctx, id);
+            }
             Op::Dispatch { event, data } => {
                 let Some(sid) = ctx.state_ref(id).and_then(|s| s.machine.session()) else {
                     return;

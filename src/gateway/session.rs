@@ -194,9 +194,16 @@ impl ConnSession {
         matches!(self.stage, Stage::Ready(_))
     }
 
+    /// Whether the heartbeat deadline runs: heartbeats are required, and the client may
+    /// send them now (before identify, only where the protocol accepts them; otherwise the
+    /// identify deadline alone governs that stage).
+    fn heartbeat_due(&self, config: &GatewayConfig) -> bool {
+        config.heartbeat_required && (self.is_identified() || config.heartbeat_before_identify)
+    }
+
     /// The earliest time something is due.
     pub fn next_deadline(&self, config: &GatewayConfig) -> Millis {
-        let mut at = if config.heartbeat_required {
+        let mut at = if self.heartbeat_due(config) {
             self.last_heard + config.heartbeat_interval + config.heartbeat_grace
         } else {
             Millis::NEVER
@@ -222,7 +229,7 @@ impl ConnSession {
                 return Tick::Expired(GatewayError::IdentifyTimeout);
             }
         }
-        if config.heartbeat_required
+        if self.heartbeat_due(config)
             && now >= self.last_heard + config.heartbeat_interval + config.heartbeat_grace
         {
             return Tick::Expired(GatewayError::HeartbeatTimeout);

@@ -56,8 +56,11 @@ fn heartbeat_before_identify_when_allowed() {
 fn identify_deadline() {
     let c = config();
     let mut s = ConnSession::new(Millis(0), &c);
-    assert_eq!(s.next_deadline(&c), Millis(2_500).min(Millis(10_000)));
-    // Heartbeats are refused before identify, so the heartbeat deadline comes first here.
+    // Heartbeats are refused before identify, so only the identify deadline runs then,
+    // even when it is longer than the heartbeat timeout (2.5 s here).
+    assert_eq!(s.next_deadline(&c), Millis(10_000));
+    assert_eq!(s.tick(Millis(9_999), &c), Tick::Idle);
+    assert_eq!(s.tick(Millis(10_000), &c), Tick::Expired(GatewayError::IdentifyTimeout));
     let c = GatewayConfig {
         identify_timeout: Millis(500),
         ..config()
