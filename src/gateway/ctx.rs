@@ -1,8 +1,9 @@
 //! [`Gw`]: what a [`Handler`] callback may do: dispatch to sessions and rooms, manage room
 //! membership, end sessions, send raw payloads, set timers.
 
+use super::core::GwCore;
 use super::dialect::GatewayError;
-use super::engine::{Gateway, GwCore, GwTimer};
+use super::engine::{Gateway, GwTimer};
 use super::handler::Handler;
 use super::session::SessionId;
 use crate::close::CloseCode;

@@ -6,12 +6,14 @@
 //! - [`registry`]: sessions by id and rooms by name.
 //! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
 //! - [`handler`]: what an application implements ([`Handler`]).
-//! - [`engine`]: [`Gateway`], the reactor application that runs it all.
+//! - [`engine`]: [`Gateway`], the reactor application that runs it all, on the
+//!   primitives of [`core`](self::core).
 //! - [`secret`]: constant-time comparison and random tokens.
 //! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
 
 pub mod config;
+pub mod core;
 pub mod ctx;
 pub mod dialect;
 pub mod dialects;
@@ -23,10 +25,11 @@ pub mod replay;
 pub mod secret;
 pub mod session;
 
+pub use self::core::GwConn;
 pub use config::{DuplicatePolicy, GatewayConfig};
 pub use ctx::Gw;
 pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
-pub use engine::{Gateway, GwConn, GwTimer};
+pub use engine::{Gateway, GwTimer};
 pub use handler::{Admit, Handler};
 pub use remote::{GatewayRemote, GwCommand};
 pub use secret::{random_hex, random_uuid, secret_eq};

@@ -60,7 +60,10 @@ fn identify_deadline() {
     // even when it is longer than the heartbeat timeout (2.5 s here).
     assert_eq!(s.next_deadline(&c), Millis(10_000));
     assert_eq!(s.tick(Millis(9_999), &c), Tick::Idle);
-    assert_eq!(s.tick(Millis(10_000), &c), Tick::Expired(GatewayError::IdentifyTimeout));
+    assert_eq!(
+        s.tick(Millis(10_000), &c),
+        Tick::Expired(GatewayError::IdentifyTimeout)
+    );
     let c = GatewayConfig {
         identify_timeout: Millis(500),
         ..config()

@@ -25,7 +25,9 @@
 //! The full protocol as served by `examples/discodo.rs`: docs/protocols/discodo.md.
 
 use crate::close::CloseCode;
-use crate::gateway::dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+use crate::gateway::dialect::{
+    write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
+};
 use crate::time::Millis;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -208,8 +210,18 @@ mod tests {
             Ok(Op::Dispatch { event, data }) => assert!(event == "IDENTIFY" && data.is_none()),
             other => panic!("{other:?}"),
         }
-        for bad in ["", "nope", "[]", r#"{"d":1}"#, r#"{"op":1}"#, r#"{"op":null}"#] {
-            assert!(matches!(Discodo.decode(bad), Err(DecodeError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "nope",
+            "[]",
+            r#"{"d":1}"#,
+            r#"{"op":1}"#,
+            r#"{"op":null}"#,
+        ] {
+            assert!(
+                matches!(Discodo.decode(bad), Err(DecodeError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -237,8 +249,15 @@ mod tests {
 
     #[test]
     fn errors_are_named_payloads_then_closes_when_fatal() {
-        let a = Discodo.answer(&GatewayError::app(code::FORBIDDEN, true, "password mismatch"));
-        assert_eq!(a.payload.as_deref(), Some(r#"{"op":"FORBIDDEN","d":"password mismatch"}"#));
+        let a = Discodo.answer(&GatewayError::app(
+            code::FORBIDDEN,
+            true,
+            "password mismatch",
+        ));
+        assert_eq!(
+            a.payload.as_deref(),
+            Some(r#"{"op":"FORBIDDEN","d":"password mismatch"}"#)
+        );
         assert_eq!(a.close, Some((CloseCode(4001), "password mismatch".into())));
         let a = Discodo.answer(&GatewayError::Decode(DecodeError::Malformed("eof".into())));
         assert_eq!(

@@ -15,7 +15,9 @@
 //! closes with 4010 SERVER_CLOSED. See docs/protocols/nexus.md.
 
 use crate::close::CloseCode;
-use crate::gateway::dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+use crate::gateway::dialect::{
+    write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
+};
 use crate::time::Millis;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -107,7 +109,11 @@ impl Dialect for Nexus {
     }
 
     fn hello(&self, out: &mut String, heartbeat_interval: Millis) {
-        let _ = write!(out, "{{\"op\":0,\"d\":{{\"heartbeat_interval\":{}}}}}", heartbeat_interval.0);
+        let _ = write!(
+            out,
+            "{{\"op\":0,\"d\":{{\"heartbeat_interval\":{}}}}}",
+            heartbeat_interval.0
+        );
     }
 
     fn ready(&self, out: &mut String, ready: &Ready<'_>) {
@@ -136,14 +142,16 @@ impl Dialect for Nexus {
         let (c, fatal) = match error {
             GatewayError::Decode(DecodeError::UnknownOp(_)) => (code::UNKNOWN_OPCODE, true),
             GatewayError::Decode(_) => (code::DECODE_ERROR, true),
-            GatewayError::NotIdentified | GatewayError::IdentifyTimeout => (code::NOT_IDENTIFIED, true),
+            GatewayError::NotIdentified | GatewayError::IdentifyTimeout => {
+                (code::NOT_IDENTIFIED, true)
+            }
             GatewayError::AuthenticationFailed => (code::NO_AUTH, true),
             GatewayError::AlreadyIdentified => (code::NOT_ALLOWED, true),
             GatewayError::AlreadyConnected => (code::ALREADY_CONNECTED, true),
             // The seed's own server closes a replaced socket with SESSION_EXPIRED.
-            GatewayError::InvalidSession | GatewayError::SessionReplaced | GatewayError::HeartbeatTimeout => {
-                (code::SESSION_EXPIRED, true)
-            }
+            GatewayError::InvalidSession
+            | GatewayError::SessionReplaced
+            | GatewayError::HeartbeatTimeout => (code::SESSION_EXPIRED, true),
             GatewayError::RateLimited { fatal } => (code::NOT_ALLOWED, *fatal),
             GatewayError::App { code, fatal, .. } => (*code, *fatal),
         };
@@ -170,8 +178,13 @@ mod tests {
     #[test]
     fn decodes_identify_ping_and_events() {
         assert!(matches!(Nexus.decode(r#"{"op":10}"#), Ok(Op::Identify(d)) if d.get() == "null"));
-        assert!(matches!(Nexus.decode(r#"{"op":10,"d":{"x":1}}"#), Ok(Op::Identify(d)) if d.get() == r#"{"x":1}"#));
-        assert!(matches!(Nexus.decode(r#"{"op":11}"#), Ok(Op::Heartbeat(None))));
+        assert!(
+            matches!(Nexus.decode(r#"{"op":10,"d":{"x":1}}"#), Ok(Op::Identify(d)) if d.get() == r#"{"x":1}"#)
+        );
+        assert!(matches!(
+            Nexus.decode(r#"{"op":11}"#),
+            Ok(Op::Heartbeat(None))
+        ));
         match Nexus.decode(r#"{"t":"VOICE_SERVER_UPDATE","d":{"guild_id":"1"}}"#) {
             Ok(Op::Dispatch { event, data }) => {
                 assert_eq!(event, "VOICE_SERVER_UPDATE");
@@ -183,11 +196,31 @@ mod tests {
 
     #[test]
     fn refuses_bad_shapes_and_unknown_ops() {
-        for bad in ["", "nope", "[]", "1", "{}", r#"{"op":"10"}"#, r#"{"op":1.5}"#, r#"{"t":5}"#] {
-            assert!(matches!(Nexus.decode(bad), Err(DecodeError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "nope",
+            "[]",
+            "1",
+            "{}",
+            r#"{"op":"10"}"#,
+            r#"{"op":1.5}"#,
+            r#"{"t":5}"#,
+        ] {
+            assert!(
+                matches!(Nexus.decode(bad), Err(DecodeError::Malformed(_))),
+                "{bad}"
+            );
         }
-        for unknown in [r#"{"op":0}"#, r#"{"op":1}"#, r#"{"op":12}"#, r#"{"op":99,"t":"X"}"#] {
-            assert!(matches!(Nexus.decode(unknown), Err(DecodeError::UnknownOp(_))), "{unknown}");
+        for unknown in [
+            r#"{"op":0}"#,
+            r#"{"op":1}"#,
+            r#"{"op":12}"#,
+            r#"{"op":99,"t":"X"}"#,
+        ] {
+            assert!(
+                matches!(Nexus.decode(unknown), Err(DecodeError::UnknownOp(_))),
+                "{unknown}"
+            );
         }
     }
 
@@ -197,9 +230,16 @@ mod tests {
         Nexus.hello(&mut out, Millis(1500));
         assert_eq!(out, r#"{"op":0,"d":{"heartbeat_interval":1500}}"#);
         out.clear();
-        let ready = Ready { session: SessionId(7), resumed: false, extra: r#""client_id":"1","access_token":"t""# };
+        let ready = Ready {
+            session: SessionId(7),
+            resumed: false,
+            extra: r#""client_id":"1","access_token":"t""#,
+        };
         Nexus.ready(&mut out, &ready);
-        assert_eq!(out, r#"{"t":"READY","d":{"client_id":"1","access_token":"t"}}"#);
+        assert_eq!(
+            out,
+            r#"{"t":"READY","d":{"client_id":"1","access_token":"t"}}"#
+        );
         out.clear();
         Nexus.heartbeat_ack(&mut out, None);
         assert_eq!(out, r#"{"op":12}"#);
@@ -212,16 +252,25 @@ mod tests {
     #[test]
     fn every_error_is_a_close_code_without_payload() {
         let cases = [
-            (GatewayError::Decode(DecodeError::Malformed("x".into())), Some(4004)),
+            (
+                GatewayError::Decode(DecodeError::Malformed("x".into())),
+                Some(4004),
+            ),
             (GatewayError::Decode(DecodeError::Binary), Some(4004)),
-            (GatewayError::Decode(DecodeError::UnknownOp("3".into())), Some(4005)),
+            (
+                GatewayError::Decode(DecodeError::UnknownOp("3".into())),
+                Some(4005),
+            ),
             (GatewayError::NotIdentified, Some(4013)),
             (GatewayError::IdentifyTimeout, Some(4013)),
             (GatewayError::HeartbeatTimeout, Some(4006)),
             (GatewayError::AlreadyIdentified, Some(4011)),
             (GatewayError::RateLimited { fatal: false }, None),
             (GatewayError::RateLimited { fatal: true }, Some(4011)),
-            (GatewayError::app(4003, true, "No guild available"), Some(4003)),
+            (
+                GatewayError::app(4003, true, "No guild available"),
+                Some(4003),
+            ),
         ];
         for (error, close) in cases {
             let answer = Nexus.answer(&error);

@@ -21,7 +21,9 @@
 //! [`Handler::ready_fields`]: crate::gateway::Handler::ready_fields
 
 use crate::close::CloseCode;
-use crate::gateway::dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+use crate::gateway::dialect::{
+    write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
+};
 use crate::gateway::session::SessionId;
 use crate::time::Millis;
 use serde_json::value::RawValue;
@@ -68,7 +70,11 @@ impl Dialect for Nightingale {
         } else {
             out.push_str(ready.extra);
         }
-        out.push_str(if ready.resumed { ",\"resumed\":true}}" } else { ",\"resumed\":false}}" });
+        out.push_str(if ready.resumed {
+            ",\"resumed\":true}}"
+        } else {
+            ",\"resumed\":false}}"
+        });
     }
 
     fn heartbeat_ack(&self, _out: &mut String, _echo: Option<&RawValue>) {}
@@ -87,10 +93,23 @@ impl Dialect for Nightingale {
 
     fn answer(&self, error: &GatewayError) -> Answer {
         let (c, text) = match error {
-            GatewayError::Decode(_) => (code::CLIENT_MESSAGE, "nightingale clients send no messages".into()),
-            GatewayError::SessionReplaced => (code::SESSION_REPLACED, "session resumed on another connection".into()),
-            GatewayError::InvalidSession => (code::CANNOT_RESUME, "session cannot be resumed".into()),
-            GatewayError::App { fatal: false, .. } => return Answer { payload: None, close: None },
+            GatewayError::Decode(_) => (
+                code::CLIENT_MESSAGE,
+                "nightingale clients send no messages".into(),
+            ),
+            GatewayError::SessionReplaced => (
+                code::SESSION_REPLACED,
+                "session resumed on another connection".into(),
+            ),
+            GatewayError::InvalidSession => {
+                (code::CANNOT_RESUME, "session cannot be resumed".into())
+            }
+            GatewayError::App { fatal: false, .. } => {
+                return Answer {
+                    payload: None,
+                    close: None,
+                }
+            }
             GatewayError::App { code, reason, .. } => (*code, reason.clone()),
             other => (code::POLICY, other.reason()),
         };
@@ -107,8 +126,14 @@ mod tests {
 
     #[test]
     fn nothing_from_a_client_is_accepted() {
-        assert!(matches!(Nightingale.decode(r#"{"op":"ping"}"#), Err(DecodeError::UnknownOp(_))));
-        assert!(matches!(Nightingale.decode("not json"), Err(DecodeError::Malformed(_))));
+        assert!(matches!(
+            Nightingale.decode(r#"{"op":"ping"}"#),
+            Err(DecodeError::UnknownOp(_))
+        ));
+        assert!(matches!(
+            Nightingale.decode("not json"),
+            Err(DecodeError::Malformed(_))
+        ));
         let answer = Nightingale.answer(&GatewayError::Decode(DecodeError::Binary));
         assert_eq!(answer.close.map(|(c, _)| c.0), Some(1003));
         assert_eq!(answer.payload, None);
@@ -118,11 +143,31 @@ mod tests {
     fn ready_carries_the_applications_session_then_resumed() {
         let mut out = String::new();
         let extra = r#""session":"ad13c35f-7bf4-413b-997d-eef2fe009f98""#;
-        Nightingale.ready(&mut out, &Ready { session: SessionId(1), resumed: false, extra });
-        assert_eq!(out, r#"{"op":"ready","data":{"session":"ad13c35f-7bf4-413b-997d-eef2fe009f98","resumed":false}}"#);
+        Nightingale.ready(
+            &mut out,
+            &Ready {
+                session: SessionId(1),
+                resumed: false,
+                extra,
+            },
+        );
+        assert_eq!(
+            out,
+            r#"{"op":"ready","data":{"session":"ad13c35f-7bf4-413b-997d-eef2fe009f98","resumed":false}}"#
+        );
         out.clear();
-        Nightingale.ready(&mut out, &Ready { session: SessionId(0xabcd_0123_4567_89ef), resumed: true, extra: "" });
-        assert_eq!(out, r#"{"op":"ready","data":{"session":"00000000-0000-0000-abcd-0123456789ef","resumed":true}}"#);
+        Nightingale.ready(
+            &mut out,
+            &Ready {
+                session: SessionId(0xabcd_0123_4567_89ef),
+                resumed: true,
+                extra: "",
+            },
+        );
+        assert_eq!(
+            out,
+            r#"{"op":"ready","data":{"session":"00000000-0000-0000-abcd-0123456789ef","resumed":true}}"#
+        );
     }
 
     #[test]

@@ -28,7 +28,9 @@
 //! The full protocol as served by `examples/rooms.rs`: docs/protocols/rooms.md.
 
 use crate::close::CloseCode;
-use crate::gateway::dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+use crate::gateway::dialect::{
+    write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
+};
 use crate::time::Millis;
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -199,7 +201,9 @@ fn reason(error: &GatewayError) -> Cow<'static, str> {
         GatewayError::Decode(DecodeError::UnknownOp(_)) => {
             Cow::Borrowed("clients may only send events 1 and 2")
         }
-        GatewayError::Decode(DecodeError::Binary) => Cow::Borrowed("binary messages are not accepted"),
+        GatewayError::Decode(DecodeError::Binary) => {
+            Cow::Borrowed("binary messages are not accepted")
+        }
         GatewayError::Decode(_) => Cow::Borrowed("malformed packet"),
         other => other.reason(),
     }
@@ -215,16 +219,36 @@ mod tests {
 
     #[test]
     fn client_packets_decode() {
-        assert!(matches!(decode(r#"{"e":1,"d":{}}"#), Ok(Op::Heartbeat(None))));
+        assert!(matches!(
+            decode(r#"{"e":1,"d":{}}"#),
+            Ok(Op::Heartbeat(None))
+        ));
         assert!(matches!(decode(r#"{"e":1}"#), Ok(Op::Heartbeat(None))));
-        assert!(matches!(decode(r#"{"d":{},"e":2}"#), Ok(Op::Heartbeat(Some(_)))));
+        assert!(matches!(
+            decode(r#"{"d":{},"e":2}"#),
+            Ok(Op::Heartbeat(Some(_)))
+        ));
         assert!(matches!(decode(r#"{"e":2}"#), Ok(Op::Heartbeat(Some(_)))));
         for server_only in [0, 3, 4, 5, 6, 7, 8, -1] {
             let text = format!("{{\"e\":{server_only},\"d\":{{}}}}");
-            assert!(matches!(decode(&text), Err(DecodeError::UnknownOp(_))), "{text}");
+            assert!(
+                matches!(decode(&text), Err(DecodeError::UnknownOp(_))),
+                "{text}"
+            );
         }
-        for bad in ["", "{", "[]", "null", r#"{"d":{}}"#, r#"{"e":"1"}"#, r#"{"e":1.5}"#] {
-            assert!(matches!(decode(bad), Err(DecodeError::Malformed(_))), "{bad}");
+        for bad in [
+            "",
+            "{",
+            "[]",
+            "null",
+            r#"{"d":{}}"#,
+            r#"{"e":"1"}"#,
+            r#"{"e":1.5}"#,
+        ] {
+            assert!(
+                matches!(decode(bad), Err(DecodeError::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -257,12 +281,24 @@ mod tests {
     fn errors_are_close_codes() {
         let close = |e: GatewayError| Rooms.answer(&e).close.map(|(c, _)| c.0);
         assert_eq!(close(GatewayError::HeartbeatTimeout), Some(4009));
-        assert_eq!(close(GatewayError::Decode(DecodeError::Malformed("x".into()))), Some(4002));
-        assert_eq!(close(GatewayError::Decode(DecodeError::UnknownOp("3".into()))), Some(4001));
+        assert_eq!(
+            close(GatewayError::Decode(DecodeError::Malformed("x".into()))),
+            Some(4002)
+        );
+        assert_eq!(
+            close(GatewayError::Decode(DecodeError::UnknownOp("3".into()))),
+            Some(4001)
+        );
         assert_eq!(close(GatewayError::RateLimited { fatal: false }), None);
         assert_eq!(close(GatewayError::RateLimited { fatal: true }), Some(4008));
-        assert_eq!(close(GatewayError::app(code::KICKED, true, "kicked")), Some(4010));
+        assert_eq!(
+            close(GatewayError::app(code::KICKED, true, "kicked")),
+            Some(4010)
+        );
         assert_eq!(close(GatewayError::app(4100, false, "soft")), None);
-        assert!(Rooms.answer(&GatewayError::HeartbeatTimeout).payload.is_none());
+        assert!(Rooms
+            .answer(&GatewayError::HeartbeatTimeout)
+            .payload
+            .is_none());
     }
 }
