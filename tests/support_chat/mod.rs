@@ -1,3 +1,4 @@
+#![allow(dead_code)] // shared by tests/chat.rs and tests/chat_resume.rs, each using a part
 //! Helpers for the end-to-end tests of `examples/chat.rs` (seed 004, the i386chat gateway):
 //! build the release example once, spawn it on a free port, and talk to it with a blocking
 //! tungstenite client whose every read is bounded by a deadline.
