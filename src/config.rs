@@ -13,9 +13,12 @@ pub struct Config {
     /// Upgraded WebSocket connections served at once (default 65,536). An upgrade beyond it
     /// is answered `503 Service Unavailable` and closed.
     pub max_connections: usize,
-    /// Sockets still in their HTTP phase at once (default 4,096). A connection accepted
+    /// Sockets still in their HTTP phase at once (default 32,768). A connection accepted
     /// beyond it is answered `503` at once and closed, without a slot.
     pub max_pending_handshakes: usize,
+    /// The listen backlog passed to the OS (default 4,096; Linux caps it at
+    /// `net.core.somaxconn`). A connect storm beyond it waits in SYN retries.
+    pub listen_backlog: i32,
     /// Largest frame payload and largest reassembled message, in bytes (default 4,096; at
     /// most 16 MiB). Refused from the frame header with close 1009.
     pub max_payload: usize,
@@ -60,7 +63,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             max_connections: 65_536,
-            max_pending_handshakes: 4_096,
+            max_pending_handshakes: 32_768,
+            listen_backlog: 4_096,
             max_payload: 4_096,
             outbox_limit: 1024 * 1024,
             max_request_head: 8 * 1024,

@@ -45,6 +45,17 @@ const POOL_SPARES: usize = 256;
 const ACCEPT_BACKOFF_MIN: Millis = Millis(20);
 const ACCEPT_BACKOFF_MAX: Millis = Millis(1000);
 
+/// Binds a non-blocking listener with `SO_REUSEADDR` and our own backlog.
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
+}
+
 /// Figures about a reactor's current load, for tests and monitoring.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct Stats {
@@ -86,8 +97,8 @@ impl<A: App> Reactor<A> {
     /// Binds `addr` and builds a reactor serving `app` with `config` (checked first).
     pub fn bind(addr: SocketAddr, config: Config, app: A) -> Result<Self, Error> {
         config.validate()?;
-        let listener = TcpListener::bind(addr)?;
-        Self::with_listener(listener, config, app)
+        let listener = listen(addr, config.listen_backlog)?;
+        Self::with_listener(TcpListener::from_std(listener), config, app)
     }
 
     /// Builds a reactor on a listener the host already bound (set non-blocking here).
