@@ -61,6 +61,9 @@ pub(crate) mod flag {
     pub const UPGRADED: u8 = 32;
     /// A server ping is outstanding.
     pub const PINGED: u8 = 64;
+    /// Close the socket as soon as the outbox is empty (the closing handshake is complete:
+    /// nothing more will be read, so there is no need to half-close and wait for EOF).
+    pub const DROP_AFTER_FLUSH: u8 = 128;
 }
 
 /// One connection's slot: everything it owns. Idle, it holds no heap memory beyond the
@@ -284,6 +287,20 @@ impl<A: App> Core<A> {
         self.arm(id, at);
     }
 
+    /// Ends a connection whose closing handshake is complete (both Close frames seen):
+    /// close the socket as soon as our last bytes are written. The peer sends nothing after
+    /// its Close, so closing at once cannot reset data it has not read; it saves a
+    /// half-close, a wake-up and a read per connection.
+    pub fn finish(&mut self, id: ConnId) {
+        let at = self.now + self.config.close_timeout;
+        if let Some(entry) = slot(&mut self.conns, id) {
+            entry.phase = Phase::Draining;
+            entry.flags |= flag::DROP_AFTER_FLUSH;
+            Self::mark_dirty(&mut self.dirty, entry, id);
+        }
+        self.arm(id, at);
+    }
+
     /// Removes a connection now: closes the socket, cancels its timer, and queues
     /// `on_close` (as `why`) if the application still held its state.
     pub fn remove(&mut self, id: ConnId, why: Closed) {
@@ -323,6 +340,10 @@ impl<A: App> Core<A> {
                 return;
             }
         };
+        if done && entry.flags & flag::DROP_AFTER_FLUSH != 0 {
+            self.remove(id, Closed::Dropped);
+            return;
+        }
         let want_writable = !done;
         let has_writable = entry.flags & flag::WRITABLE != 0;
         if want_writable != has_writable {

@@ -224,7 +224,8 @@ impl<A: App> Reactor<A> {
                         }
                     }
                 }
-                self.core.drain(id);
+                // Both Close frames are out: the handshake is complete.
+                self.core.finish(id);
             }
             // Fragments, and data arriving while our Close is on its way, are dropped.
             _ => {}

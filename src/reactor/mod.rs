@@ -50,6 +50,9 @@ fn listen(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
+    // Accepted sockets inherit TCP_NODELAY from the listener on Linux: one setsockopt here
+    // instead of one per connection (admit() sets it again only where not inherited).
+    socket.set_tcp_nodelay(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
@@ -369,7 +372,9 @@ impl<A: App> Reactor<A> {
             let _ = stream.write(BUSY_RESPONSE);
             return;
         }
-        let _ = stream.set_nodelay(true);
+        if !cfg!(target_os = "linux") {
+            let _ = stream.set_nodelay(true);
+        }
         let generation = next_generation(&mut self.core.generation);
         let slot = self.core.conns.vacant_entry();
         if slot.key() > u32::MAX as usize {
