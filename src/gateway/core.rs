@@ -211,7 +211,13 @@ impl<H: Handler> GwCore<H> {
         extra: &str,
     ) -> Result<(), GatewayError> {
         let record = self.registry.get(sid).ok_or(GatewayError::InvalidSession)?;
-        let from = seen.unwrap_or(record.detached_seq);
+        // Without a client sequence: a detached session replays what it missed since it was
+        // detached; a session taken over from a live connection has missed nothing.
+        let from = match seen {
+            Some(seen) => seen,
+            None if record.conn.is_some_and(|c| c != id) => record.seq,
+            None => record.detached_seq,
+        };
         if record.replay.since(from, record.seq).is_none() {
             return Err(GatewayError::InvalidSession);
         }

@@ -120,6 +120,16 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
         self.ctx.state_ref(id).and_then(|s| s.session())
     }
 
+    /// Whether a resume of `session` without a client sequence (replaying everything since
+    /// it was detached) can be served now: it exists and its replay buffer has no gap.
+    /// Lets a protocol that resumes at the upgrade refuse with an HTTP status instead.
+    pub fn can_resume(&self, session: SessionId) -> bool {
+        self.core.registry.get(session).is_some_and(|r| {
+            let from = if r.conn.is_some() { r.seq } else { r.detached_seq };
+            r.replay.since(from, r.seq).is_some()
+        })
+    }
+
     /// The last sequence number dispatched to a session.
     pub fn seq(&self, session: SessionId) -> Option<u64> {
         self.core.registry.get(session).map(|r| r.seq)

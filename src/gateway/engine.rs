@@ -232,6 +232,11 @@ impl<H: Handler> App for Gateway<H> {
         if let Some(t) = state.timer {
             ctx.cancel_timer(t);
         }
+        {
+            let mut gw = Gw::new(ctx, &mut self.core);
+            self.handler
+                .on_conn_close(&mut gw, id, state.machine.session());
+        }
         let Some(sid) = state.machine.session() else {
             return;
         };

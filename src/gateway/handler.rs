@@ -86,6 +86,12 @@ pub trait Handler: Sized {
         data: Option<&RawValue>,
     ) -> Result<(), GatewayError>;
 
+    /// A connection ended, identified (`session`) or not. Called before `on_detach`; for
+    /// bookkeeping kept per connection (e.g. who is connected before identifying).
+    fn on_conn_close(&mut self, gw: &mut Gw<'_, '_, Self>, id: ConnId, session: Option<SessionId>) {
+        let _ = (gw, id, session);
+    }
+
     /// The session lost its connection; it stays resumable for the resume window.
     fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId) {
         let _ = (gw, session);

@@ -131,6 +131,9 @@ impl<A: App> Reactor<A> {
             }
         }
         self.core.read_buf = shared;
+        // A connection dropped by this read (EOF, reset) is told to the application now, so
+        // that nothing is sent to it as if it were live.
+        self.deliver_closed();
     }
 
     /// Feeds bytes to the connection's current phase until they run out or it stops

@@ -1,0 +1,802 @@
+//! End-to-end tests of `examples/nexus.rs`, the Nexus gateway (seed 000), against the release
+//! binary run as a subprocess (one server per test), with a tungstenite client and plain
+//! HTTP/1.1 requests. The protocol is docs/protocols/nexus.md; these tests pin that page.
+//! Set `POSTERN_NEXUS_BIN` to a built `nexus` binary to skip the build step.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+const PASSWORD: &str = "s3cret";
+/// Heartbeat interval of the tests that do not test heartbeats (silence allowed: 5 s).
+const CALM: u64 = 2000;
+const EXPECT: Duration = Duration::from_secs(3);
+const QUIET: Duration = Duration::from_millis(250);
+
+fn binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let build = || {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let args = [
+            "build",
+            "--release",
+            "--example",
+            "nexus",
+            "--message-format=json-render-diagnostics",
+        ];
+        let dir = env!("CARGO_MANIFEST_DIR");
+        let out = Command::new(cargo)
+            .args(args)
+            .current_dir(dir)
+            .stderr(Stdio::inherit())
+            .output();
+        let out = out.expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --release --example nexus failed"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let artifacts = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        let mut ours = artifacts
+            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "nexus");
+        ours.find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("the nexus executable")
+    };
+    BIN.get_or_init(|| std::env::var_os("POSTERN_NEXUS_BIN").map_or_else(build, PathBuf::from))
+        .clone()
+}
+
+/// Checks that `got` has every member of `want`, recursively (arrays element by element,
+/// of the same length; scalars exactly).
+fn has(got: &Value, want: &Value) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, v) in w {
+                has(g.get(k).unwrap_or(&Value::Null), v);
+            }
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
+            g.iter().zip(w).for_each(|(g, w)| has(g, w));
+        }
+        _ => assert_eq!(got, want),
+    }
+}
+
+/// A running example, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(heartbeat_ms: u64) -> Server {
+        let hb = heartbeat_ms.to_string();
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--password",
+            PASSWORD,
+            "--heartbeat-ms",
+            &hb,
+        ];
+        Server::with_args(&args).expect("listening")
+    }
+
+    /// Spawns with `args`; the running server, or its stderr if it did not start.
+    fn with_args(args: &[&str]) -> Result<Server, String> {
+        let mut cmd = Command::new(binary());
+        let mut child = cmd
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return Ok(Server {
+                    child,
+                    addr: addr.trim().parse().expect("address"),
+                });
+            }
+            seen.push(line);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(seen.join("\n"))
+    }
+
+    fn ws(&self, headers: &[(&str, &str)]) -> Client {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        let mut request = format!("ws://{}/", self.addr)
+            .into_client_request()
+            .expect("request");
+        for (name, value) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+            request
+                .headers_mut()
+                .insert(name, value.parse().expect("header value"));
+        }
+        let (ws, _) = tungstenite::client::client(request, stream).expect("WebSocket handshake");
+        Client { ws }
+    }
+
+    /// Upgrades with the password and `client_id`, and reads HELLO.
+    fn connect(&self, client_id: &str) -> Client {
+        let mut c = self.ws(&[("Authorization", PASSWORD), ("client-id", client_id)]);
+        assert_eq!(c.recv()["op"], 0, "HELLO first");
+        c
+    }
+
+    /// Connects and identifies: the client and its access token.
+    fn login(&self, client_id: &str) -> (Client, String) {
+        let mut c = self.connect(client_id);
+        c.send(json!({"op": 10, "d": {}}));
+        let token = c.event("READY")["access_token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
+        (c, token)
+    }
+
+    /// A REST request; the status and the JSON body (`null` if it is not JSON).
+    fn http(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(EXPECT)).expect("timeout");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = token
+            .map(|t| format!("Authorization: {t}\r\n"))
+            .unwrap_or_default();
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
+        let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+        s.write_all(request.as_bytes()).expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read the response");
+        let status = raw
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
+        let json = raw
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok());
+        (status, json.unwrap_or(Value::Null))
+    }
+
+    fn status(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> u16 {
+        self.http(method, path, token, body).0
+    }
+
+    fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success());
+    }
+
+    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+enum Incoming {
+    Json(Value),
+    Close(u16, String),
+    Gone,
+}
+
+struct Client {
+    ws: WebSocket<TcpStream>,
+}
+
+impl Client {
+    fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string());
+    }
+
+    fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).expect("send");
+    }
+
+    fn next(&mut self, limit: Duration) -> Option<Incoming> {
+        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
+        match self.ws.read() {
+            Ok(Message::Text(t)) => Some(Incoming::Json(
+                serde_json::from_str(t.as_str()).expect("JSON"),
+            )),
+            Ok(Message::Close(f)) => {
+                // Answer the Close and end the TCP connection: the exchange is over.
+                let _ = self.ws.flush();
+                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
+                let (code, reason) = f.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                Some(Incoming::Close(code, reason))
+            }
+            Ok(other) => panic!("unexpected frame {other:?}"),
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                None
+            }
+            Err(_) => Some(Incoming::Gone),
+        }
+    }
+
+    fn recv(&mut self) -> Value {
+        match self.next(EXPECT) {
+            Some(Incoming::Json(v)) => v,
+            other => panic!("expected a payload, got {other:?}"),
+        }
+    }
+
+    /// The next payload, which must be the event `t`: its `d`.
+    fn event(&mut self, t: &str) -> Value {
+        let v = self.recv();
+        assert_eq!(v["t"], t, "expected {t}, got {v}");
+        v["d"].clone()
+    }
+
+    fn expect_close(&mut self, code: u16) -> String {
+        match self.next(EXPECT) {
+            Some(Incoming::Close(c, reason)) if c == code => reason,
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+
+    fn expect_silence(&mut self, quiet: Duration) {
+        if let Some(got) = self.next(quiet) {
+            panic!("expected silence, got {got:?}");
+        }
+    }
+
+    fn ping(&mut self) {
+        self.send(json!({"op": 11}));
+        assert_eq!(self.recv(), json!({"op": 12}));
+    }
+}
+
+fn track(title: &str, ms: u64) -> Value {
+    json!({"title": title, "duration_ms": ms})
+}
+
+/// The op 1 payload joining (or, with `None`, leaving) `guild`'s voice channel.
+fn voice_op(guild: &str, channel: Option<&str>) -> Value {
+    let d =
+        json!({"guild_id": guild, "channel_id": channel, "self_mute": false, "self_deaf": true});
+    json!({"op": 1, "d": {"op": 4, "d": d}})
+}
+
+/// Joins `guild`'s `channel` over REST and checks the op 1 payload to forward.
+fn join(server: &Server, c: &mut Client, token: &str, guild: &str, channel: &str) {
+    let path = format!("/api/subscription/{guild}/{channel}");
+    let (status, body) = server.http("POST", &path, Some(token), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(c.recv(), voice_op(guild, Some(channel)));
+}
+
+/// Sends the bot's voice state and server for `guild`, expecting VOICE_CONNECTION_READY.
+fn voice_ready(c: &mut Client, me: &str, guild: &str, channel: &str) {
+    let state =
+        json!({"guild_id": guild, "channel_id": channel, "user_id": me, "session_id": "abc"});
+    c.send(json!({"t": "VOICE_STATE_UPDATE", "d": state}));
+    let server = json!({"token": "vtok", "guild_id": guild, "endpoint": "voice.example:443"});
+    c.send(json!({"t": "VOICE_SERVER_UPDATE", "d": server}));
+    let ready = c.event("VOICE_CONNECTION_READY");
+    assert_eq!(ready, json!({"guild_id": guild, "channel_id": channel}));
+}
+
+#[test]
+fn hello_identify_ready_with_an_unguessable_token_and_ping_pong() {
+    let server = Server::start(1500);
+    let mut c = server.ws(&[("Authorization", PASSWORD), ("client-id", "1001")]);
+    assert_eq!(
+        c.recv(),
+        json!({"op": 0, "d": {"heartbeat_interval": 1500}})
+    );
+    c.send(json!({"op": 10}));
+    let ready = c.event("READY");
+    assert_eq!(ready.as_object().map(|d| d.len()), Some(2), "{ready}");
+    assert_eq!(ready["client_id"], "1001");
+    let token = ready["access_token"].as_str().expect("token");
+    assert!(
+        token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{token}"
+    );
+    c.ping();
+    assert_ne!(server.login("1002").1, token);
+}
+
+#[test]
+fn upgrade_without_client_id_is_4001_and_without_password_4002() {
+    let server = Server::start(CALM);
+    assert_eq!(
+        server.ws(&[("Authorization", PASSWORD)]).expect_close(4001),
+        "Missing client-id in request headers"
+    );
+    server.ws(&[]).expect_close(4001);
+    server.ws(&[("client-id", "1")]).expect_close(4002);
+    server
+        .ws(&[("client-id", "1"), ("Authorization", "wrong")])
+        .expect_close(4002);
+    server.login("1"); // Refused sockets never held the id.
+}
+
+#[test]
+fn anything_before_identify_is_4013_and_silence_too() {
+    let server = Server::start(200);
+    for early in [
+        json!({"op": 11}),
+        json!({"t": "VOICE_STATE_UPDATE", "d": {}}),
+    ] {
+        let mut c = server.connect("1");
+        c.send(early);
+        c.expect_close(4013);
+    }
+    // No IDENTIFY within interval + grace (200 + 300 ms).
+    let mut c = server.connect("1");
+    let start = Instant::now();
+    c.expect_close(4013);
+    assert!(
+        start.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        start.elapsed()
+    );
+}
+
+#[test]
+fn undecodable_payloads_are_4004() {
+    let server = Server::start(CALM);
+    for bad in ["not json", "[1,2]", "{}", r#"{"op":"10"}"#, r#"{"t":7}"#] {
+        let (mut c, _) = server.login("1");
+        c.send_text(bad);
+        c.expect_close(4004);
+    }
+    let (mut c, _) = server.login("1");
+    c.ws.send(Message::binary(vec![1, 2, 3])).expect("send");
+    c.expect_close(4004);
+    let unattributable = [
+        json!(null),
+        json!("x"),
+        json!({"channel_id": "1"}),
+        json!({"guild_id": "g"}),
+    ];
+    for d in unattributable {
+        let (mut c, _) = server.login("1");
+        c.send(json!({"t": "VOICE_SERVER_UPDATE", "d": d}));
+        c.expect_close(4004);
+    }
+}
+
+#[test]
+fn unknown_opcodes_and_events_are_4005() {
+    let server = Server::start(CALM);
+    for bad in [
+        json!({"op": 5}),
+        json!({"op": 0}),
+        json!({"op": 12}),
+        json!({"t": "TRACK_START"}),
+    ] {
+        let (mut c, _) = server.login("1");
+        c.send(bad);
+        c.expect_close(4005);
+    }
+}
+
+#[test]
+fn a_second_identify_is_4011() {
+    let server = Server::start(CALM);
+    let (mut c, _) = server.login("1");
+    c.send(json!({"op": 10}));
+    c.expect_close(4011);
+}
+
+#[test]
+fn a_second_socket_for_a_live_client_id_is_4012() {
+    let server = Server::start(CALM);
+    let (mut first, _) = server.login("7");
+    server
+        .ws(&[("Authorization", PASSWORD), ("client-id", "7")])
+        .expect_close(4012);
+    first.ping(); // The first is untouched.
+                  // Before IDENTIFY counts as live too.
+    let _pending = server.connect("8");
+    server
+        .ws(&[("Authorization", PASSWORD), ("client-id", "8")])
+        .expect_close(4012);
+    // Once the first socket is gone (here without a closing handshake), the id is free.
+    drop(first);
+    std::thread::sleep(QUIET);
+    server.login("7");
+}
+
+#[test]
+fn silence_past_interval_plus_grace_is_4006_and_pings_keep_alive() {
+    let server = Server::start(200);
+    let (mut alive, _) = server.login("1");
+    let (mut silent, _) = server.login("2");
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_millis(900) {
+        alive.ping();
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(silent.expect_close(4006), "Session expired");
+    alive.ping();
+}
+
+#[test]
+fn rest_needs_the_access_token_and_the_guilds_owner() {
+    let server = Server::start(CALM);
+    let (mut a, token_a) = server.login("1");
+    let (_b, token_b) = server.login("2");
+    let (a_tok, b_tok) = (Some(token_a.as_str()), Some(token_b.as_str()));
+    assert_eq!(server.status("GET", "/api/player/10", None, None), 401);
+    assert_eq!(
+        server.status("GET", "/api/player/10", Some("nope"), None),
+        401
+    );
+    assert_eq!(server.status("GET", "/api/player/10", a_tok, None), 404);
+    join(&server, &mut a, &token_a, "10", "20");
+    let bearer = format!("Bearer {token_a}");
+    assert_eq!(
+        server.status("GET", "/api/player/10", Some(&bearer), None),
+        200
+    );
+    for (method, path) in [
+        ("GET", "/api/player/10"),
+        ("GET", "/api/player/10/queue"),
+        ("POST", "/api/player/10/queue"),
+        ("POST", "/api/player/10/skip"),
+        ("POST", "/api/player/10/pause"),
+        ("POST", "/api/subscription/10/21"),
+        ("DELETE", "/api/subscription/10"),
+    ] {
+        let status = server.status(method, path, b_tok, Some(track("x", 100)));
+        assert_eq!(status, 403, "{method} {path}");
+    }
+    assert_eq!(server.status("GET", "/api/nothing/10", a_tok, None), 404);
+    assert_eq!(server.status("GET", "/elsewhere", None, None), 404);
+    assert_eq!(
+        server.status("PUT", "/api/player/10/skip", a_tok, None),
+        405
+    );
+    assert_eq!(server.status("GET", "/api/player/abc", a_tok, None), 400);
+    assert_eq!(
+        server.status("POST", "/api/subscription/10", a_tok, None),
+        400
+    );
+    let join_body = Some(json!({"self_deaf": "yes"}));
+    assert_eq!(
+        server.status("POST", "/api/subscription/10/20", a_tok, join_body),
+        400
+    );
+    let no_duration = json!({"title": "no duration"});
+    for bad in [
+        no_duration,
+        json!([]),
+        json!("x"),
+        json!({"duration_ms": -1}),
+        json!({"duration_ms": 86_400_001}),
+    ] {
+        let (status, body) = server.http("POST", "/api/player/10/queue", a_tok, Some(bad));
+        assert_eq!(status, 400, "{body}");
+        assert!(body["error"].is_string());
+    }
+    let (status, body) = server.http("POST", "/api/player/10/skip", a_tok, None);
+    assert_eq!(
+        (status, body),
+        (409, json!({"error": "nothing is playing"}))
+    );
+    a.expect_silence(QUIET);
+}
+
+#[test]
+fn voice_join_ready_error_and_disconnect() {
+    let server = Server::start(CALM);
+    let (mut c, token) = server.login("555");
+    // A voice update for a guild without a player is 4003.
+    let (mut stray, _) = server.login("556");
+    let voice = json!({"guild_id": "10", "token": "t", "endpoint": "e"});
+    stray.send(json!({"t": "VOICE_SERVER_UPDATE", "d": voice}));
+    assert_eq!(stray.expect_close(4003), "No guild available");
+
+    join(&server, &mut c, &token, "10", "20");
+    // Another member's voice state is not ours: ignored.
+    let theirs = json!({"guild_id": "10", "channel_id": "20", "user_id": "999", "session_id": "x"});
+    c.send(json!({"t": "VOICE_STATE_UPDATE", "d": theirs}));
+    c.send(json!({"t": "VOICE_SERVER_UPDATE", "d": {"guild_id": "10", "endpoint": "e"}}));
+    let error = "VOICE_SERVER_UPDATE needs a token and an endpoint";
+    assert_eq!(
+        c.event("VOICE_CONNECTION_ERROR"),
+        json!({"guild_id": "10", "error": error})
+    );
+    c.send(json!({"t": "VOICE_STATE_UPDATE", "d": {"guild_id": "10", "user_id": "555"}}));
+    has(
+        &c.event("VOICE_CONNECTION_ERROR"),
+        &json!({"guild_id": "10"}),
+    );
+    voice_ready(&mut c, "555", "10", "20");
+    let (_, state) = server.http("GET", "/api/player/10", Some(&token), None);
+    assert_eq!(state["connected"], true);
+
+    // The bot is moved out of voice on Discord's side, then comes back.
+    let gone = json!({"guild_id": "10", "channel_id": null, "user_id": "555", "session_id": "abc"});
+    c.send(json!({"t": "VOICE_STATE_UPDATE", "d": gone}));
+    let disconnect = json!({"guild_id": "10", "channel_id": "20"});
+    assert_eq!(c.event("VOICE_CONNECTION_DISCONNECT"), disconnect);
+    voice_ready(&mut c, "555", "10", "20");
+
+    // Leaving over REST: the payload to forward, then the disconnect; the player is gone.
+    let (status, body) = server.http("DELETE", "/api/subscription/10/20", Some(&token), None);
+    assert_eq!(status, 200);
+    has(&body, &json!({"channel_id": null, "connected": false}));
+    assert_eq!(c.recv(), voice_op("10", None));
+    assert_eq!(c.event("VOICE_CONNECTION_DISCONNECT"), disconnect);
+    assert_eq!(
+        server.status("GET", "/api/player/10", Some(&token), None),
+        404
+    );
+    c.send(json!({"t": "VOICE_SERVER_UPDATE", "d": voice}));
+    c.expect_close(4003);
+}
+
+#[test]
+fn a_queue_of_short_tracks_starts_and_finishes_in_order_on_time() {
+    let server = Server::start(CALM);
+    let (mut c, token) = server.login("1");
+    join(&server, &mut c, &token, "10", "20");
+    voice_ready(&mut c, "1", "10", "20");
+    let body = json!({"tracks": [track("a", 200), track("b", 150), track("c", 100)]});
+    let (status, state) = server.http("POST", "/api/player/10/queue", Some(&token), Some(body));
+    assert_eq!(status, 200, "{state}");
+    has(&state, &json!({"current": {"title": "a"}, "paused": false}));
+    assert_eq!(state["tracks"].as_array().map(Vec::len), Some(2));
+    for (title, ms) in [("a", 200), ("b", 150), ("c", 100)] {
+        let on_track = json!({"guild_id": "10", "track": {"title": title, "duration_ms": ms}});
+        has(&c.event("TRACK_START"), &on_track);
+        let started = Instant::now();
+        has(
+            &c.event("QUEUE_STATE_UPDATE"),
+            &json!({"current": {"title": title}}),
+        );
+        let finish = c.event("TRACK_FINISH");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(ms - 30),
+            "{title} finished after {took:?}"
+        );
+        has(&finish, &on_track);
+        assert_eq!(finish["reason"], "finished");
+    }
+    has(
+        &c.event("QUEUE_STATE_UPDATE"),
+        &json!({"current": null, "tracks": []}),
+    );
+    c.expect_silence(QUIET);
+}
+
+#[test]
+fn skip_stop_pause_and_resume() {
+    let server = Server::start(CALM);
+    let (mut c, token) = server.login("1");
+    join(&server, &mut c, &token, "10", "20");
+    let post = |path: &str, body: Option<Value>| {
+        server.status(
+            "POST",
+            &format!("/api/player/10/{path}"),
+            Some(&token),
+            body,
+        )
+    };
+    let tracks = json!([track("a", 5000), track("b", 5000), track("c", 5000)]);
+    assert_eq!(post("queue", Some(tracks)), 200);
+    has(&c.event("TRACK_START"), &json!({"track": {"title": "a"}}));
+    c.event("QUEUE_STATE_UPDATE");
+    assert_eq!(post("skip", None), 200);
+    has(
+        &c.event("TRACK_FINISH"),
+        &json!({"track": {"title": "a"}, "reason": "skipped"}),
+    );
+    has(&c.event("TRACK_START"), &json!({"track": {"title": "b"}}));
+    has(
+        &c.event("QUEUE_STATE_UPDATE"),
+        &json!({"tracks": [{"title": "c"}]}),
+    );
+
+    assert_eq!(post("pause", None), 200);
+    has(
+        &c.event("AUDIO_PLAYER_STATUS"),
+        &json!({"guild_id": "10", "paused": true, "track": {"title": "b"}}),
+    );
+    assert_eq!(post("pause", None), 200); // Already paused: no event.
+    let (_, state) = server.http("GET", "/api/player/10/queue", Some(&token), None);
+    assert_eq!(state["paused"], true);
+    assert_eq!(post("resume", None), 200);
+    has(&c.event("AUDIO_PLAYER_STATUS"), &json!({"paused": false}));
+
+    assert_eq!(post("stop", None), 200);
+    has(
+        &c.event("TRACK_FINISH"),
+        &json!({"track": {"title": "b"}, "reason": "stopped"}),
+    );
+    has(
+        &c.event("QUEUE_STATE_UPDATE"),
+        &json!({"current": null, "tracks": []}),
+    );
+    assert_eq!(post("pause", None), 409);
+    assert_eq!(post("stop", None), 200);
+    c.expect_silence(QUIET);
+}
+
+#[test]
+fn a_paused_track_finishes_later_by_the_pause() {
+    let server = Server::start(CALM);
+    let (mut c, token) = server.login("1");
+    join(&server, &mut c, &token, "10", "20");
+    let post = |path: &str, body: Option<Value>| {
+        server.status(
+            "POST",
+            &format!("/api/player/10/{path}"),
+            Some(&token),
+            body,
+        )
+    };
+    post("queue", Some(track("a", 300)));
+    c.event("TRACK_START");
+    let started = Instant::now();
+    c.event("QUEUE_STATE_UPDATE");
+    std::thread::sleep(Duration::from_millis(100));
+    post("pause", None);
+    c.event("AUDIO_PLAYER_STATUS");
+    c.expect_silence(Duration::from_millis(400));
+    post("resume", None);
+    c.event("AUDIO_PLAYER_STATUS");
+    c.event("TRACK_FINISH");
+    assert!(
+        started.elapsed() >= Duration::from_millis(650),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn refused_tracks_are_track_error_and_broken_ones_audio_player_error() {
+    let server = Server::start(CALM);
+    let (mut c, token) = server.login("1");
+    join(&server, &mut c, &token, "10", "20");
+    let tracks = json!([
+        {"title": "bad", "duration_ms": 100, "error": "unsupported source"},
+        {"title": "empty", "duration_ms": 0},
+        {"title": "broken", "duration_ms": 1000, "fail_after_ms": 50},
+    ]);
+    server.http("POST", "/api/player/10/queue", Some(&token), Some(tracks));
+    let bad = json!({"guild_id": "10", "track": {"title": "bad"}, "error": "unsupported source"});
+    has(&c.event("TRACK_ERROR"), &bad);
+    has(
+        &c.event("TRACK_ERROR"),
+        &json!({"track": {"title": "empty"}}),
+    );
+    has(
+        &c.event("TRACK_START"),
+        &json!({"track": {"title": "broken"}}),
+    );
+    c.event("QUEUE_STATE_UPDATE");
+    let broken = json!({"track": {"title": "broken"}, "error": "playback failed after 50 ms"});
+    has(&c.event("AUDIO_PLAYER_ERROR"), &broken);
+    has(
+        &c.event("TRACK_FINISH"),
+        &json!({"track": {"title": "broken"}, "reason": "error"}),
+    );
+    has(&c.event("QUEUE_STATE_UPDATE"), &json!({"current": null}));
+}
+
+#[test]
+fn a_closed_socket_revokes_its_token_and_frees_its_guilds() {
+    let server = Server::start(CALM);
+    let (mut a, token_a) = server.login("1");
+    join(&server, &mut a, &token_a, "10", "20");
+    drop(a);
+    std::thread::sleep(QUIET);
+    assert_eq!(
+        server.status("GET", "/api/player/10", Some(&token_a), None),
+        401
+    );
+    let (mut b, token_b) = server.login("2");
+    join(&server, &mut b, &token_b, "10", "20");
+}
+
+#[test]
+fn sigterm_and_sigint_close_with_4010_and_exit_0() {
+    for sig in ["-TERM", "-INT"] {
+        let mut server = Server::start(CALM);
+        let (mut a, _) = server.login("1");
+        let mut pending = server.connect("2");
+        server.signal(sig);
+        assert_eq!(a.expect_close(4010), "Server Closed");
+        pending.expect_close(4010);
+        let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+#[test]
+fn options_defaults_and_errors() {
+    let run = |args: &[&str]| {
+        Command::new(binary())
+            .args(args)
+            .stderr(Stdio::null())
+            .status()
+    };
+    assert_eq!(run(&["--bogus", "1"]).expect("run").code(), Some(2));
+    assert_eq!(run(&["--heartbeat-ms"]).expect("run").code(), Some(2));
+    assert_eq!(run(&["--listen", "nowhere"]).expect("run").code(), Some(2));
+    // The default address (unless something else holds the port).
+    match Server::with_args(&["--password", "x"]) {
+        Ok(server) => assert_eq!(server.addr, "127.0.0.1:9000".parse().expect("addr")),
+        Err(stderr) => assert!(stderr.contains("in use"), "{stderr}"),
+    }
+}
+
+#[test]
+fn a_generated_password_is_printed_and_works() {
+    let mut cmd = Command::new(binary());
+    let mut child = cmd
+        .args(["--listen", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut lines = stderr.lines().map_while(Result::ok);
+    let password = lines.next().unwrap_or_default();
+    let addr = lines.next().unwrap_or_default();
+    let password = password
+        .strip_prefix("no --password given: the password is ")
+        .unwrap_or_default();
+    let addr = addr
+        .strip_prefix("listening on ")
+        .unwrap_or_default()
+        .trim();
+    let server = Server {
+        child,
+        addr: addr.parse().expect("the address after the password"),
+    };
+    let mut c = server.ws(&[("Authorization", password), ("client-id", "1")]);
+    has(&c.recv(), &json!({"op": 0}));
+}
