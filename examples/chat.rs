@@ -108,20 +108,37 @@ impl Chat {
 
 #[derive(Deserialize)]
 struct Content {
+    #[serde(alias = "message", alias = "text", alias = "body")]
     content: String,
 }
 #[derive(Deserialize)]
 struct MessageRef {
+    #[serde(alias = "message_id", deserialize_with = "id_from_number_or_string")]
     id: u64,
 }
 #[derive(Deserialize)]
 struct BanTarget {
+    #[serde(alias = "user_id", alias = "username", alias = "name", alias = "target")]
     user: String,
 }
 #[derive(Deserialize)]
 struct ChannelName {
-    #[serde(alias = "name")]
+    #[serde(alias = "name", alias = "channel_id", alias = "to")]
     channel: String,
+}
+
+/// Message ids are numbers; accept them as strings of digits too.
+fn id_from_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id {
+        Number(u64),
+        Text(String),
+    }
+    match Id::deserialize(d)? {
+        Id::Number(n) => Ok(n),
+        Id::Text(t) => t.parse().map_err(serde::de::Error::custom),
+    }
 }
 
 fn valid_channel(name: &str) -> bool {

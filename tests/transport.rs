@@ -228,6 +228,16 @@ fn http_refusals_have_exact_status() {
     assert_eq!(header(&head, "sec-websocket-version"), Some("13"), "{head}");
     raw.read_to_eof(secs(3));
 
+    // An upgrade attempt without `Upgrade: websocket` (or without `Connection: upgrade`)
+    // is a broken upgrade (400), not a plain request.
+    for cut in ["Upgrade: websocket\r\n", "Connection: Upgrade\r\n"] {
+        let req = upgrade_request("/", "");
+        assert!(req.contains(cut), "{req}");
+        let (mut raw, head) = http_exchange(addr, req.replace(cut, "").as_bytes());
+        assert_eq!(status(&head), 400, "without {cut:?}: {head}");
+        raw.read_to_eof(secs(3));
+    }
+
     let post = upgrade_request("/", "").replacen("GET", "POST", 1);
     let (mut raw, head) = http_exchange(addr, post.as_bytes());
     assert_eq!(status(&head), 400, "{head}");

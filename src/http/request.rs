@@ -225,6 +225,16 @@ impl<'h, 'b> Request<'h, 'b> {
     pub fn wants_websocket(&self) -> bool {
         self.has_token("upgrade", "websocket")
     }
+
+    /// Whether the request is an attempt at a WebSocket upgrade, well-formed or not: it asks
+    /// for `Upgrade: websocket`, or carries `Sec-WebSocket-Key` or `Sec-WebSocket-Version`.
+    /// Such a request is validated (and refused with 400/426 when broken) rather than served
+    /// as plain HTTP.
+    pub fn attempts_websocket(&self) -> bool {
+        self.wants_websocket()
+            || self.header("sec-websocket-key").is_some()
+            || self.header("sec-websocket-version").is_some()
+    }
 }
 
 /// Parses a non-empty run of ASCII digits (no sign, no whitespace) into a `usize`.

@@ -285,7 +285,7 @@ impl<A: App> Reactor<A> {
             self.refuse_error(id, &HttpError::HeadersTooLarge);
             return HttpStep::Stop;
         }
-        if !request.wants_websocket() {
+        if !request.attempts_websocket() {
             let body_len = match request.content_length() {
                 Ok(n) if n > self.core.config.max_http_body => {
                     self.refuse_error(id, &HttpError::PayloadTooLarge);

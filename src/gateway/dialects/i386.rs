@@ -67,7 +67,7 @@ impl Number<'_> {
 struct Present<'a> {
     #[serde(borrow, default)]
     session_id: Option<Number<'a>>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, alias = "seq")]
     s: Option<Number<'a>>,
 }
 
