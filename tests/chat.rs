@@ -188,7 +188,7 @@ fn two_users_exchange_messages_with_increasing_sequence_numbers() {
     alice.expect_error(4011, false);
     alice.execute("MESSAGE_CREATE", json!({"content": "x".repeat(2001)}));
     alice.expect_error(4011, false);
-    alice.execute("MESSAGE_CREATE", json!({"text": "wrong field"}));
+    alice.execute("MESSAGE_CREATE", json!({"contents": "wrong field"}));
     alice.expect_error(4011, false);
     alice.execute("NO_SUCH_EVENT", json!({}));
     alice.expect_error(4010, false);
@@ -316,8 +316,8 @@ fn message_delete_by_author_or_admin_only() {
     // Gone now: 4016.
     alice.execute("MESSAGE_DELETE", json!({"id": first}));
     alice.expect_error(4016, false);
-    // Not a number: 4011.
-    alice.execute("MESSAGE_DELETE", json!({"id": "1"}));
+    // Not a number (nor a string of digits): 4011.
+    alice.execute("MESSAGE_DELETE", json!({"id": "one"}));
     alice.expect_error(4011, false);
 
     // An admin may delete anyone's.
