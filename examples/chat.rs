@@ -118,7 +118,12 @@ struct MessageRef {
 }
 #[derive(Deserialize)]
 struct BanTarget {
-    #[serde(alias = "user_id", alias = "username", alias = "name", alias = "target")]
+    #[serde(
+        alias = "user_id",
+        alias = "username",
+        alias = "name",
+        alias = "target"
+    )]
     user: String,
 }
 #[derive(Deserialize)]

@@ -125,7 +125,11 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     /// Lets a protocol that resumes at the upgrade refuse with an HTTP status instead.
     pub fn can_resume(&self, session: SessionId) -> bool {
         self.core.registry.get(session).is_some_and(|r| {
-            let from = if r.conn.is_some() { r.seq } else { r.detached_seq };
+            let from = if r.conn.is_some() {
+                r.seq
+            } else {
+                r.detached_seq
+            };
             r.replay.since(from, r.seq).is_some()
         })
     }
