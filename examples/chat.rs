@@ -57,6 +57,8 @@ struct Chat {
     messages: HashMap<u64, (String, String)>,
     order: VecDeque<u64>,
     next_message: u64,
+    /// Channels with more members than this get no ROOM_USER_ADD/REMOVE.
+    large_threshold: usize,
 }
 
 fn invalid(why: &'static str) -> GatewayError {
@@ -98,6 +100,21 @@ impl Chat {
                 self.messages.remove(&old);
             }
         }
+    }
+
+    /// Announces a join or leave (`event`) of `user` to `channel`, unless the channel is
+    /// large: like Discord's large threshold, presence is not broadcast in channels of more
+    /// than `large_threshold` members, which would cost N² events as N sessions join.
+    fn presence(&self, gw: &mut Gw<'_, '_, Self>, channel: &str, event: &str, user: &str) {
+        if gw.room_size(channel) > self.large_threshold {
+            return;
+        }
+        let data = format!(
+            "{{\"user\":{},\"channel\":{}}}",
+            json_str(user),
+            json_str(channel)
+        );
+        gw.dispatch_room(channel, event, &data, None);
     }
 
     fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
@@ -199,12 +216,7 @@ impl Handler for Chat {
         let Some(c) = gw.session(session) else { return };
         let (user, channel) = (c.user.clone(), c.channel.clone());
         gw.join(session, &channel);
-        let data = format!(
-            "{{\"user\":{},\"channel\":{}}}",
-            json_str(&user),
-            json_str(&channel)
-        );
-        gw.dispatch_room(&channel, "ROOM_USER_ADD", &data, None);
+        self.presence(gw, &channel, "ROOM_USER_ADD", &user);
     }
 
     fn on_event(
@@ -280,22 +292,12 @@ impl Handler for Chat {
                 }
                 if to.channel != channel {
                     gw.leave(session, &channel);
-                    let gone = format!(
-                        "{{\"user\":{},\"channel\":{}}}",
-                        json_str(&user),
-                        json_str(&channel)
-                    );
-                    gw.dispatch_room(&channel, "ROOM_USER_REMOVE", &gone, None);
+                    self.presence(gw, &channel, "ROOM_USER_REMOVE", &user);
                     gw.join(session, &to.channel);
                     if let Some(me) = gw.session(session) {
                         me.channel = to.channel.clone();
                     }
-                    let came = format!(
-                        "{{\"user\":{},\"channel\":{}}}",
-                        json_str(&user),
-                        json_str(&to.channel)
-                    );
-                    gw.dispatch_room(&to.channel, "ROOM_USER_ADD", &came, None);
+                    self.presence(gw, &to.channel, "ROOM_USER_ADD", &user);
                 }
             }
             "SYSTEM_BAN_ADD" => {
@@ -317,12 +319,7 @@ impl Handler for Chat {
                     .collect();
                 for s in theirs {
                     if let Some(c) = gw.end_session(s, &GatewayError::app(BANNED, true, "banned")) {
-                        let gone = format!(
-                            "{{\"user\":{},\"channel\":{}}}",
-                            json_str(&c.user),
-                            json_str(&c.channel)
-                        );
-                        gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
+                        self.presence(gw, &c.channel, "ROOM_USER_REMOVE", &c.user);
                     }
                 }
             }
@@ -332,12 +329,7 @@ impl Handler for Chat {
     }
 
     fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, c: Chatter) {
-        let gone = format!(
-            "{{\"user\":{},\"channel\":{}}}",
-            json_str(&c.user),
-            json_str(&c.channel)
-        );
-        gw.dispatch_room(&c.channel, "ROOM_USER_REMOVE", &gone, None);
+        self.presence(gw, &c.channel, "ROOM_USER_REMOVE", &c.user);
     }
 }
 
@@ -353,6 +345,7 @@ struct Options {
     heartbeat: Millis,
     resume_window: Millis,
     max_payload: usize,
+    large_threshold: usize,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -362,6 +355,7 @@ fn parse_args() -> Result<Options, String> {
         heartbeat: Millis(20_000),
         resume_window: Millis(60_000),
         max_payload: 4096,
+        large_threshold: 250,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -385,6 +379,7 @@ fn parse_args() -> Result<Options, String> {
             "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(1)),
             "--resume-window-ms" => o.resume_window = Millis(number()?),
             "--max-payload" => o.max_payload = number()? as usize,
+            "--large-threshold" => o.large_threshold = number()? as usize,
             _ => return Err(format!("unknown option {arg}")),
         }
     }
@@ -395,7 +390,7 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES]");
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N]");
             return ExitCode::from(2);
         }
     };
@@ -417,6 +412,7 @@ fn main() -> ExitCode {
         messages: HashMap::new(),
         order: VecDeque::new(),
         next_message: 0,
+        large_threshold: options.large_threshold,
     };
     let config = Config {
         max_payload: options.max_payload,

@@ -91,6 +91,11 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
         self.core.registry.members_vec(room)
     }
 
+    /// How many sessions are in a room, in O(1).
+    pub fn room_size(&self, room: &str) -> usize {
+        self.core.registry.room_len(room)
+    }
+
     /// The rooms a session is in.
     pub fn rooms_of(&self, session: SessionId) -> Vec<String> {
         self.core

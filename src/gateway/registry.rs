@@ -167,6 +167,11 @@ impl<S> Registry<S> {
         self.rooms.get(room).into_iter().flatten().copied()
     }
 
+    /// How many sessions a room has (0 for a room that does not exist).
+    pub fn room_len(&self, room: &str) -> usize {
+        self.rooms.get(room).map_or(0, HashSet::len)
+    }
+
     /// Members of a room, collected (for iterating while mutating sessions).
     pub fn members_vec(&self, room: &str) -> Vec<SessionId> {
         self.members(room).collect()
