@@ -1,6 +1,7 @@
 //! SIGINT/SIGTERM → graceful shutdown, shared by the example servers.
 
 use postern::Remote;
+use std::io::Write;
 
 /// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown of the
 /// reactor behind `remote`, and a second one into an immediate exit.
@@ -9,7 +10,7 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
         Err(e) => {
-            eprintln!("cannot watch signals: {e}");
+            let _ = writeln!(std::io::stderr(), "cannot watch signals: {e}");
             return;
         }
     };
@@ -18,7 +19,8 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
         for _ in signals.forever() {
             seen += 1;
             if seen == 1 {
-                eprintln!("shutting down");
+                // Never panic here (a closed stderr): the shutdown must happen.
+                let _ = writeln!(std::io::stderr(), "shutting down");
                 remote.shutdown();
             } else {
                 std::process::exit(130);

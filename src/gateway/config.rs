@@ -27,6 +27,9 @@ pub struct GatewayConfig {
     pub heartbeat_required: bool,
     /// Time from HELLO to identify (default 10 s).
     pub identify_timeout: Millis,
+    /// Heartbeats allowed per heartbeat interval, as a burst and a refill rate (default 4);
+    /// beyond it they are answered as flooding (the rate-limit answer).
+    pub heartbeat_burst: u32,
     /// Whether heartbeats are accepted before identify (default false: identify first).
     pub heartbeat_before_identify: bool,
     /// Server probes: every `.0` the server sends a heartbeat request, which must be
@@ -43,7 +46,7 @@ pub struct GatewayConfig {
     /// detached session is dropped (its resume then gets the invalid-session answer).
     pub max_sessions: usize,
     /// Client commands allowed per window (default 120 per 60 s, as Discord). Heartbeats are
-    /// counted apart (4 per heartbeat interval).
+    /// counted apart ([`heartbeat_burst`](Self::heartbeat_burst) per interval).
     pub rate_limit: (u32, Millis),
     /// Refused commands in a row tolerated (answered, not fatal) before the connection is
     /// closed for abuse (default 10).
@@ -66,6 +69,7 @@ impl GatewayConfig {
             heartbeat_grace: Millis(interval.0 / 2 * 3),
             heartbeat_required: true,
             identify_timeout: Millis(10_000),
+            heartbeat_burst: 4,
             heartbeat_before_identify: false,
             probe: None,
             resume_window: Millis(60_000),

@@ -7,7 +7,7 @@
 //! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
 //! - [`handler`]: what an application implements ([`Handler`]).
 //! - [`engine`]: [`Gateway`], the reactor application that runs it all, on the
-//!   primitives of [`core`](self::core).
+//!   primitives of [`core`].
 //! - [`secret`]: constant-time comparison and random tokens.
 //! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.

@@ -102,9 +102,6 @@ pub struct ConnSession {
     refused_in_a_row: u32,
 }
 
-/// Heartbeats allowed per heartbeat interval (beyond it they count as flooding).
-const HEARTBEATS_PER_INTERVAL: u32 = 4;
-
 impl ConnSession {
     /// A connection that has just been sent HELLO at `now`.
     pub fn new(now: Millis, config: &GatewayConfig) -> ConnSession {
@@ -116,7 +113,7 @@ impl ConnSession {
             probe_sent: None,
             last_probe: now,
             commands: TokenBucket::full(now, config.rate_limit.0, config.rate_limit.1),
-            heartbeats: TokenBucket::full(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval),
+            heartbeats: TokenBucket::full(now, config.heartbeat_burst, config.heartbeat_interval),
             refused_in_a_row: 0,
         }
     }
@@ -145,7 +142,7 @@ impl ConnSession {
         let allowed = match op {
             Op::Heartbeat(_) => {
                 self.heartbeats
-                    .take(now, HEARTBEATS_PER_INTERVAL, config.heartbeat_interval)
+                    .take(now, config.heartbeat_burst, config.heartbeat_interval)
             }
             _ => self
                 .commands

@@ -1,0 +1,501 @@
+//! The Discodo gateway (seed 002) on postern: a password on the upgrade, HELLO with the
+//! heartbeat interval in seconds, echoed heartbeats, IDENTIFY binding an audio manager per
+//! `user_id` + `shard_id`, voice clients recorded from forwarded Discord voice events, and
+//! RESUMED for a manager reclaimed before VC_TIMEOUT.
+//!
+//! ```text
+//! cargo run --release --example discodo -- --listen 127.0.0.1:9002 --password hellodiscodo
+//! ```
+//!
+//! Options: `--listen ADDR` (default 127.0.0.1:9002), `--password PW` (default: a random
+//! password, printed), `--heartbeat-ms N` (default 15000), `--vc-timeout-ms N` (default
+//! 300000). Prints `listening on ADDR` on stderr when ready. The protocol, every op and
+//! every error: docs/protocols/discodo.md.
+
+#[path = "support/signals.rs"]
+mod signals;
+
+use postern::gateway::dialects::discodo::{code, write_heartbeat_ack, write_payload, Discodo};
+use postern::gateway::secret::{random_hex, secret_eq};
+use postern::gateway::{
+    write_json_str, Admit, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
+};
+use postern::timer::TimerId;
+use postern::{Config, ConnId, Millis, Reactor, Request};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+/// An audio manager's identity: normalised `user_id` and `shard_id`.
+type Key = (String, Option<String>);
+
+/// A connection's state: the manager it identified for, if any.
+struct Conn {
+    bot: Option<Key>,
+}
+
+/// One guild's voice client. Ids are kept as the JSON the client first sent.
+struct VoiceClient {
+    id: String,
+    guild: String,
+    channel: String,
+}
+
+/// A bot's audio manager; it outlives its connection by VC_TIMEOUT.
+struct Manager {
+    user_id: String,
+    voice: BTreeMap<String, VoiceClient>,
+    owner: Option<SessionId>,
+    expiry: Option<TimerId>,
+}
+
+/// The Discodo node.
+struct Node {
+    password: String,
+    vc_timeout: Millis,
+    managers: HashMap<Key, Manager>,
+    next_vc: u64,
+    polling: bool,
+}
+
+/// The node's timers.
+enum Timer {
+    /// VC_TIMEOUT of a manager left without a connection.
+    VcTimeout(Key),
+    /// WORKAROUND (reactor): the reactor delivers `on_close` for a peer's bare EOF (a TCP
+    /// close without a closing handshake) only at its next event or timer, which would
+    /// start VC_TIMEOUT late. This tick, while connections exist, bounds that delay.
+    /// Remove it once `Reactor::read_conn` delivers closes at once.
+    ClosePoll,
+}
+
+/// Period of [`Timer::ClosePoll`].
+const CLOSE_POLL: Millis = Millis(100);
+
+fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
+    GatewayError::app(c, fatal, why)
+}
+
+fn bad(why: impl Into<Cow<'static, str>>) -> GatewayError {
+    app(code::BAD_REQUEST, false, why)
+}
+
+/// A Discord id (snowflake) as a JSON string or integer: (lookup key, JSON as sent).
+/// `"123"` and `123` name the same thing.
+fn snowflake(raw: &RawValue, field: &str) -> Result<(String, String), GatewayError> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Id<'a> {
+        Int(u64),
+        Text(#[serde(borrow)] Cow<'a, str>),
+    }
+    let why = || {
+        bad(format!(
+            "{field} must be a non-empty string or a non-negative integer"
+        ))
+    };
+    match serde_json::from_str::<Id<'_>>(raw.get()).map_err(|_| why())? {
+        Id::Int(n) => Ok((n.to_string(), n.to_string())),
+        Id::Text(s) if !s.is_empty() && s.len() <= 64 => {
+            let mut json = String::new();
+            write_json_str(&mut json, &s);
+            Ok((s.into_owned(), json))
+        }
+        Id::Text(_) => Err(why()),
+    }
+}
+
+/// Parses an op's `d` as `T`, or BAD_REQUEST naming the op.
+fn data<'a, T: Deserialize<'a>>(op: &str, d: Option<&'a RawValue>) -> Result<T, GatewayError> {
+    let raw = d.ok_or_else(|| bad(format!("{op} needs d")))?;
+    serde_json::from_str(raw.get()).map_err(|e| bad(format!("{op}: {e}")))
+}
+
+#[derive(Deserialize)]
+struct Identify<'a> {
+    #[serde(borrow)]
+    user_id: &'a RawValue,
+    #[serde(borrow, default)]
+    shard_id: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct DiscordEvent<'a> {
+    #[serde(borrow)]
+    t: Cow<'a, str>,
+    #[serde(borrow, default)]
+    d: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct VoiceState<'a> {
+    #[serde(borrow)]
+    guild_id: &'a RawValue,
+    #[serde(borrow, default)]
+    channel_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    user_id: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Guild<'a> {
+    #[serde(borrow)]
+    guild_id: &'a RawValue,
+}
+
+fn send(gw: &mut Gw<'_, '_, Node>, session: SessionId, op: &str, d: &str) {
+    let mut out = String::with_capacity(op.len() + d.len() + 16);
+    write_payload(&mut out, op, d);
+    gw.send_raw_to(session, &out);
+}
+
+impl Node {
+    fn identify_op(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        d: Option<&RawValue>,
+    ) -> Result<(), GatewayError> {
+        if gw.session(session).is_some_and(|c| c.bot.is_some()) {
+            return Err(app(
+                code::ALREADY_IDENTIFIED,
+                false,
+                "this connection is already identified",
+            ));
+        }
+        let id: Identify<'_> = data("IDENTIFY", d)?;
+        let (user_id, _) = snowflake(id.user_id, "user_id")?;
+        let shard = match id.shard_id {
+            Some(raw) => match snowflake(raw, "shard_id")?.0 {
+                n if n.bytes().all(|b| b.is_ascii_digit()) => Some(n),
+                _ => return Err(bad("shard_id must be null or a non-negative integer")),
+            },
+            None => None,
+        };
+        let key = (user_id.clone(), shard);
+        let resumed = match self.managers.get_mut(&key) {
+            Some(m) => {
+                if let Some(t) = m.expiry.take() {
+                    gw.cancel_timer(t);
+                }
+                if let Some(old) = m.owner.replace(session).filter(|&old| old != session) {
+                    let why = "the same user_id and shard_id identified on another connection";
+                    gw.end_session(old, &app(code::SESSION_REPLACED, true, why));
+                }
+                let pairs: Vec<String> = m
+                    .voice
+                    .values()
+                    .map(|vc| format!("[{},{}]", vc.guild, vc.channel))
+                    .collect();
+                Some(format!("{{\"voice_clients\":[{}]}}", pairs.join(",")))
+            }
+            None => {
+                let m = Manager {
+                    user_id,
+                    voice: BTreeMap::new(),
+                    owner: Some(session),
+                    expiry: None,
+                };
+                self.managers.insert(key.clone(), m);
+                None
+            }
+        };
+        if let Some(c) = gw.session(session) {
+            c.bot = Some(key);
+        }
+        if let Some(d) = resumed {
+            send(gw, session, "RESUMED", &d);
+        }
+        Ok(())
+    }
+
+    fn discord_event(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        key: &Key,
+        d: Option<&RawValue>,
+    ) -> Result<(), GatewayError> {
+        let event: DiscordEvent<'_> = data("DISCORD_EVENT", d)?;
+        let (guild, channel) = match &*event.t {
+            "VOICE_STATE_UPDATE" => {
+                let state: VoiceState<'_> = data("VOICE_STATE_UPDATE", event.d)?;
+                if let Some(user) = state.user_id {
+                    let mine = self.managers.get(key).map(|m| m.user_id.as_str());
+                    if Some(snowflake(user, "user_id")?.0.as_str()) != mine {
+                        return Ok(()); // another member's voice state
+                    }
+                }
+                let channel = match state.channel_id {
+                    Some(raw) => Some(snowflake(raw, "channel_id")?.1),
+                    None => Some("null".to_owned()),
+                };
+                (snowflake(state.guild_id, "guild_id")?, channel)
+            }
+            "VOICE_SERVER_UPDATE" => {
+                let server: Guild<'_> = data("VOICE_SERVER_UPDATE", event.d)?;
+                (snowflake(server.guild_id, "guild_id")?, None)
+            }
+            _ => return Ok(()), // READY, RESUMED, ...: nothing to record
+        };
+        let Some(m) = self.managers.get_mut(key) else {
+            return Ok(());
+        };
+        let ((guild_key, guild_json), channel) = (guild, channel);
+        if let Some(vc) = m.voice.get_mut(&guild_key) {
+            if let Some(channel) = channel {
+                vc.channel = channel;
+            }
+            return Ok(());
+        }
+        if channel.as_deref() == Some("null") {
+            return Ok(()); // left a channel it had no voice client for
+        }
+        self.next_vc += 1;
+        let vc = VoiceClient {
+            id: random_hex(8).unwrap_or_else(|_| format!("{:016x}", self.next_vc)),
+            guild: guild_json,
+            channel: channel.unwrap_or_else(|| "null".to_owned()),
+        };
+        let d = format!(
+            "{{\"guild_id\":{},\"id\":\"{}\",\"channel_id\":{}}}",
+            vc.guild, vc.id, vc.channel
+        );
+        m.voice.insert(guild_key, vc);
+        send(gw, session, "VC_CREATED", &d);
+        Ok(())
+    }
+
+    fn voice_client<'m>(
+        &'m mut self,
+        key: &Key,
+        op: &str,
+        d: Option<&RawValue>,
+    ) -> Result<(&'m mut Manager, String), GatewayError> {
+        let guild: Guild<'_> = data(op, d)?;
+        let (guild_key, _) = snowflake(guild.guild_id, "guild_id")?;
+        let m = self
+            .managers
+            .get_mut(key)
+            .ok_or_else(|| app(code::INTERNAL_ERROR, true, "audio manager lost"))?;
+        if !m.voice.contains_key(&guild_key) {
+            let why = format!("no voice client for guild {guild_key}");
+            return Err(app(code::VOICE_CLIENT_NOT_FOUND, false, why));
+        }
+        Ok((m, guild_key))
+    }
+}
+
+impl Handler for Node {
+    type Dialect = Discodo;
+    type Session = Conn;
+    type Timer = Timer;
+    type Command = ();
+
+    fn on_upgrade(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: ConnId,
+        request: &Request<'_, '_>,
+    ) -> Admit<Conn> {
+        let refuse = |why: &'static str| Admit::Fail(app(code::FORBIDDEN, true, why));
+        match request.header("Authorization") {
+            None => refuse("missing Authorization header"),
+            Some(given) if secret_eq(given, self.password.as_bytes()) => {
+                Admit::Identified(Conn { bot: None })
+            }
+            Some(_) => refuse("password mismatch"),
+        }
+    }
+
+    fn identify(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: ConnId,
+        _: &RawValue,
+    ) -> Result<Conn, GatewayError> {
+        // The dialect decodes IDENTIFY as an application op (see on_event).
+        Err(GatewayError::NotIdentified)
+    }
+
+    fn on_event(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        op: &str,
+        d: Option<&RawValue>,
+    ) -> Result<(), GatewayError> {
+        match op {
+            "HEARTBEAT" => {
+                let mut out = String::new();
+                write_heartbeat_ack(&mut out, d);
+                gw.send_raw_to(session, &out);
+                return Ok(());
+            }
+            "IDENTIFY" => return self.identify_op(gw, session, d),
+            _ => {}
+        }
+        let Some(key) = gw.session(session).and_then(|c| c.bot.clone()) else {
+            return Err(app(
+                code::NOT_IDENTIFIED,
+                true,
+                format!("{op} before IDENTIFY"),
+            ));
+        };
+        match op {
+            "DISCORD_EVENT" => self.discord_event(gw, session, &key, d),
+            "VC_DESTROY" => {
+                let (m, guild) = self.voice_client(&key, op, d)?;
+                if let Some(vc) = m.voice.remove(&guild) {
+                    send(
+                        gw,
+                        session,
+                        "VC_DESTROYED",
+                        &format!("{{\"guild_id\":{}}}", vc.guild),
+                    );
+                }
+                Ok(())
+            }
+            "getState" => {
+                let (m, guild) = self.voice_client(&key, op, d)?;
+                if let Some(vc) = m.voice.get(&guild) {
+                    let d = format!(
+                        "{{\"id\":\"{}\",\"guild_id\":{},\"channel_id\":{}}}",
+                        vc.id, vc.guild, vc.channel
+                    );
+                    send(gw, session, "getState", &d);
+                }
+                Ok(())
+            }
+            _ => Err(app(code::UNKNOWN_OP, false, format!("unknown op {op}"))),
+        }
+    }
+
+    fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, session: SessionId) {
+        // The engine session is the connection; what survives it is the audio manager.
+        let Some(Conn { bot: Some(key) }) =
+            gw.end_session(session, &GatewayError::HeartbeatTimeout)
+        else {
+            return;
+        };
+        if let Some(m) = self
+            .managers
+            .get_mut(&key)
+            .filter(|m| m.owner == Some(session))
+        {
+            m.owner = None;
+            let at = gw.now() + self.vc_timeout;
+            m.expiry = Some(gw.set_timer(at, Timer::VcTimeout(key)));
+        }
+    }
+
+    fn on_ready(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, _: bool) {
+        if !self.polling {
+            self.polling = true;
+            let at = gw.now() + CLOSE_POLL;
+            gw.set_timer(at, Timer::ClosePoll);
+        }
+    }
+
+    fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, timer: Timer) {
+        match timer {
+            Timer::VcTimeout(key) => {
+                if self.managers.get(&key).is_some_and(|m| m.owner.is_none()) {
+                    self.managers.remove(&key);
+                }
+            }
+            Timer::ClosePoll if gw.sessions().is_empty() => self.polling = false,
+            Timer::ClosePoll => {
+                let at = gw.now() + CLOSE_POLL;
+                gw.set_timer(at, Timer::ClosePoll);
+            }
+        }
+    }
+}
+
+struct Options {
+    listen: SocketAddr,
+    password: Option<String>,
+    heartbeat: Millis,
+    vc_timeout: Millis,
+}
+
+fn parse_args() -> Result<Options, String> {
+    let mut o = Options {
+        listen: ([127, 0, 0, 1], 9002).into(),
+        password: None,
+        heartbeat: Millis(15_000),
+        vc_timeout: Millis(300_000),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
+        match arg.as_str() {
+            "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
+            "--password" if !value.is_empty() => o.password = Some(value),
+            "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(10)),
+            "--vc-timeout-ms" => o.vc_timeout = Millis(number()?),
+            _ => return Err(format!("unknown option {arg} (or empty value)")),
+        }
+    }
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N]");
+            return ExitCode::from(2);
+        }
+    };
+    let password = match options.password {
+        Some(password) => password,
+        None => match random_hex(12) {
+            Ok(password) => {
+                eprintln!("no --password given: using {password}");
+                password
+            }
+            Err(e) => {
+                eprintln!("discodo: no randomness for a password: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
+    // Heartbeats are ops here (see the dialect): a generous command allowance.
+    gateway_config.rate_limit = (1000, Millis(10_000));
+    let node = Node {
+        password,
+        vc_timeout: options.vc_timeout,
+        managers: HashMap::new(),
+        next_vc: 0,
+        polling: false,
+    };
+    let config = Config {
+        // Forwarded Discord events can be large.
+        max_payload: 1024 * 1024,
+        ..Config::default()
+    };
+    let gateway = Gateway::new(node, Discodo, gateway_config);
+    let mut reactor = match Reactor::bind(options.listen, config, gateway) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("discodo: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    signals::shutdown_on_signals(reactor.remote());
+    eprintln!("listening on {}", reactor.local_addr());
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("discodo: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
