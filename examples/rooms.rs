@@ -484,7 +484,9 @@ fn main() -> ExitCode {
     let interval = options.heartbeat;
     let mut gateway_config = GatewayConfig::with_heartbeat(interval);
     // "Within each interval": a fifth of an interval of slack for the network.
-    gateway_config.heartbeat_grace = Millis(interval.0 / 5);
+    // Half an interval of slack: a client heartbeating every N ms on a loaded machine must
+    // not be dropped for a late timer.
+    gateway_config.heartbeat_grace = Millis(interval.0 / 2);
     // The probe: 1.25 intervals after the previous answered one, answered within half one.
     gateway_config.probe = Some((Millis(interval.0 * 5 / 4), Millis(interval.0 / 2)));
     let server = RoomsServer {
