@@ -19,6 +19,17 @@ pub struct Config {
     /// The listen backlog passed to the OS (default 4,096; Linux caps it at
     /// `net.core.somaxconn`). A connect storm beyond it waits in SYN retries.
     pub listen_backlog: i32,
+    /// Sockets one source address may hold at once (default 256). A connection beyond it
+    /// is answered `429 Too Many Requests` at its request and closed. See `limit_loopback`.
+    pub max_connections_per_ip: usize,
+    /// New connections one source address may open per second (default 32, as a bucket of
+    /// 32 refilled continuously). Excess connections are answered `429` (with
+    /// `Retry-After: 1`) at their request and closed.
+    pub new_connections_per_ip: u32,
+    /// Whether the per-address limits apply to loopback clients too (default false: a
+    /// gateway behind a local proxy sees every client as loopback, and local load tests
+    /// open tens of thousands of sockets from it).
+    pub limit_loopback: bool,
     /// Largest frame payload and largest reassembled message, in bytes (default 4,096; at
     /// most 16 MiB). Refused from the frame header with close 1009.
     pub max_payload: usize,
@@ -65,6 +76,9 @@ impl Default for Config {
             max_connections: 65_536,
             max_pending_handshakes: 32_768,
             listen_backlog: 4_096,
+            max_connections_per_ip: 256,
+            new_connections_per_ip: 32,
+            limit_loopback: false,
             max_payload: 4_096,
             outbox_limit: 1024 * 1024,
             max_request_head: 8 * 1024,

@@ -43,6 +43,7 @@ pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod http;
+pub mod rate;
 pub mod reactor;
 pub mod time;
 pub mod timer;

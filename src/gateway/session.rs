@@ -6,6 +6,7 @@
 
 use super::config::GatewayConfig;
 use super::dialect::{GatewayError, Op};
+pub use crate::rate::TokenBucket;
 use crate::time::Millis;
 use std::fmt;
 use std::io::Read;
@@ -32,39 +33,6 @@ pub fn random_u64() -> std::io::Result<u64> {
     let mut b = [0u8; 8];
     os_random(&mut b)?;
     Ok(u64::from_le_bytes(b).max(1))
-}
-
-/// A token bucket in integer arithmetic: `capacity` tokens per `window`, refilled
-/// continuously; credit is counted in token-milliseconds so nothing rounds away.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub struct TokenBucket {
-    credit: u64,
-    last: Millis,
-}
-
-impl TokenBucket {
-    /// A full bucket.
-    pub fn full(now: Millis, capacity: u32, window: Millis) -> TokenBucket {
-        TokenBucket {
-            credit: u64::from(capacity) * window.0.max(1),
-            last: now,
-        }
-    }
-
-    /// Takes one token if there is one.
-    pub fn take(&mut self, now: Millis, capacity: u32, window: Millis) -> bool {
-        let window = window.0.max(1);
-        let elapsed = now.saturating_since(self.last).0;
-        self.last = now.max(self.last);
-        let max = u64::from(capacity) * window;
-        self.credit = (self.credit + elapsed.saturating_mul(u64::from(capacity))).min(max);
-        if self.credit >= window {
-            self.credit -= window;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// Where a connection stands in the gateway lifecycle.

@@ -9,6 +9,7 @@ use super::token::ConnId;
 use crate::app::{App, Closed};
 use crate::close::CloseCode;
 use crate::config::Config;
+use crate::rate::TokenBucket;
 use crate::time::Millis;
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::OpCode;
@@ -16,9 +17,9 @@ use crate::ws::{BufPool, Outbox, SharedFrame, WsConn};
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use slab::Slab;
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown, SocketAddr};
 use std::sync::Arc;
 
 /// What a wheel timer is for.
@@ -28,6 +29,8 @@ pub(crate) enum TimerTarget<T> {
     Conn(ConnId),
     /// Retry accepting after descriptors ran out.
     Accept,
+    /// Forget source addresses with no socket and a full rate bucket.
+    SweepAddresses,
     /// The graceful shutdown's flush deadline.
     Shutdown,
     /// The application's timer.
@@ -48,22 +51,26 @@ pub(crate) enum Phase {
 /// Flag bits of an [`Entry`].
 pub(crate) mod flag {
     /// WRITABLE interest is registered (only while output is pending).
-    pub const WRITABLE: u8 = 1;
+    pub const WRITABLE: u16 = 1;
     /// In the reactor's dirty list (flush at the end of the turn).
-    pub const DIRTY: u8 = 2;
+    pub const DIRTY: u16 = 2;
     /// Half-close (FIN) once the outbox is empty.
-    pub const SHUT_AFTER_FLUSH: u8 = 4;
+    pub const SHUT_AFTER_FLUSH: u16 = 4;
     /// FIN sent.
-    pub const SHUT_DONE: u8 = 8;
+    pub const SHUT_DONE: u16 = 8;
     /// The read budget ran out with data possibly left: read again next turn.
-    pub const READ_PENDING: u8 = 16;
+    pub const READ_PENDING: u16 = 16;
     /// Counted in `ws_count`.
-    pub const UPGRADED: u8 = 32;
+    pub const UPGRADED: u16 = 32;
     /// A server ping is outstanding.
-    pub const PINGED: u8 = 64;
+    pub const PINGED: u16 = 64;
     /// Close the socket as soon as the outbox is empty (the closing handshake is complete:
     /// nothing more will be read, so there is no need to half-close and wait for EOF).
-    pub const DROP_AFTER_FLUSH: u8 = 128;
+    pub const DROP_AFTER_FLUSH: u16 = 128;
+    /// Over a per-address limit: its request is answered 429 and it is closed.
+    pub const REFUSED: u16 = 256;
+    /// Counted in the per-address table.
+    pub const COUNTED: u16 = 512;
 }
 
 /// One connection's slot: everything it owns. Idle, it holds no heap memory beyond the
@@ -73,7 +80,7 @@ pub(crate) struct Entry<S> {
     pub stream: TcpStream,
     pub peer: SocketAddr,
     pub generation: u32,
-    pub flags: u8,
+    pub flags: u16,
     pub phase: Phase,
     /// Bytes of an incomplete frame or request (empty, unallocated, between frames).
     pub rx: Vec<u8>,
@@ -114,7 +121,26 @@ pub(crate) struct Core<A: App> {
     pub shutting_down: bool,
     pub stop: bool,
     pub accept_paused: bool,
+    /// Sockets and connection rate per source address (loopback exempt unless configured).
+    pub per_ip: HashMap<IpAddr, PerIp>,
+    /// A sweep of `per_ip` is scheduled (only while it has entries, so that an idle
+    /// reactor's timer wheel is empty).
+    pub sweep_armed: bool,
 }
+
+/// What the reactor remembers about one source address.
+#[derive(Debug)]
+pub(crate) struct PerIp {
+    /// Sockets it holds now.
+    pub sockets: u32,
+    /// Its new-connection allowance.
+    pub bucket: TokenBucket,
+}
+
+/// One second: the window of the per-address connection rate.
+pub(crate) const RATE_WINDOW: Millis = Millis(1_000);
+/// How often addresses with no socket are forgotten.
+const SWEEP_EVERY: Millis = Millis(5_000);
 
 /// Why a send did not happen.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -301,6 +327,51 @@ impl<A: App> Core<A> {
         self.arm(id, at);
     }
 
+    /// Counts a new socket from `peer` against the per-address limits. Returns whether it
+    /// is within them (a socket over them is still counted, and refused at its request).
+    pub fn admit_address(&mut self, peer: SocketAddr) -> (bool, bool) {
+        let ip = peer.ip();
+        if ip.is_loopback() && !self.config.limit_loopback {
+            return (false, true);
+        }
+        let rate = self.config.new_connections_per_ip;
+        let now = self.now;
+        let per = self.per_ip.entry(ip).or_insert_with(|| PerIp {
+            sockets: 0,
+            bucket: TokenBucket::full(now, rate, RATE_WINDOW),
+        });
+        let within = (per.sockets as usize) < self.config.max_connections_per_ip
+            && per.bucket.take(now, rate, RATE_WINDOW);
+        per.sockets += 1;
+        self.arm_sweep();
+        (true, within)
+    }
+
+    /// Takes back the count of a socket that never got a slot.
+    pub fn forget_address(&mut self, peer: SocketAddr, counted: bool) {
+        if counted {
+            if let Some(per) = self.per_ip.get_mut(&peer.ip()) {
+                per.sockets = per.sockets.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Forgets addresses that hold no socket and whose rate bucket is full again.
+    pub fn sweep_addresses(&mut self) {
+        let (now, rate) = (self.now, self.config.new_connections_per_ip);
+        self.per_ip
+            .retain(|_, per| per.sockets > 0 || !per.bucket.is_full(now, rate, RATE_WINDOW));
+        self.arm_sweep();
+    }
+
+    fn arm_sweep(&mut self) {
+        if !self.sweep_armed && !self.per_ip.is_empty() {
+            self.sweep_armed = true;
+            let at = self.now + SWEEP_EVERY;
+            self.wheel.insert(at, TimerTarget::SweepAddresses);
+        }
+    }
+
     /// Removes a connection now: closes the socket, cancels its timer, and queues
     /// `on_close` (as `why`) if the application still held its state.
     pub fn remove(&mut self, id: ConnId, why: Closed) {
@@ -313,6 +384,11 @@ impl<A: App> Core<A> {
         }
         if entry.flags & flag::UPGRADED != 0 {
             self.ws_count -= 1;
+        }
+        if entry.flags & flag::COUNTED != 0 {
+            if let Some(per) = self.per_ip.get_mut(&entry.peer.ip()) {
+                per.sockets = per.sockets.saturating_sub(1);
+            }
         }
         if let Some(state) = entry.state {
             self.closed.push_back((id, state, why));

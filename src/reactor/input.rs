@@ -285,6 +285,16 @@ impl<A: App> Reactor<A> {
             self.refuse_error(id, &HttpError::HeadersTooLarge);
             return HttpStep::Stop;
         }
+        if self
+            .core
+            .get(id)
+            .is_some_and(|e| e.flags & flag::REFUSED != 0)
+        {
+            let response = Response::text(429, "too many connections from your address\n")
+                .header("Retry-After", "1");
+            self.refuse(id, &response);
+            return HttpStep::Stop;
+        }
         if !request.attempts_websocket() {
             let body_len = match request.content_length() {
                 Ok(n) if n > self.core.config.max_http_body => {

@@ -141,7 +141,10 @@ impl<A: App> Reactor<A> {
             shutting_down: false,
             stop: false,
             accept_paused: false,
+            per_ip: std::collections::HashMap::new(),
+            sweep_armed: false,
         };
+
         Ok(Reactor {
             events: Some(Events::with_capacity(events_capacity)),
             events_capacity,
@@ -375,9 +378,11 @@ impl<A: App> Reactor<A> {
         if !cfg!(target_os = "linux") {
             let _ = stream.set_nodelay(true);
         }
+        let (counted, within) = self.core.admit_address(peer);
         let generation = next_generation(&mut self.core.generation);
         let slot = self.core.conns.vacant_entry();
         if slot.key() > u32::MAX as usize {
+            self.core.forget_address(peer, counted);
             return;
         }
         let id = ConnId::new(slot.key(), generation);
@@ -387,13 +392,21 @@ impl<A: App> Reactor<A> {
             .register(&mut stream, id.token(), Interest::READABLE)
             .is_err()
         {
+            self.core.forget_address(peer, counted);
             return;
+        }
+        let mut flags = 0;
+        if counted {
+            flags |= flag::COUNTED;
+        }
+        if !within {
+            flags |= flag::REFUSED;
         }
         slot.insert(self::core::Entry {
             stream,
             peer,
             generation,
-            flags: 0,
+            flags,
             phase: Phase::Http,
             rx: Vec::new(),
             outbox: Outbox::default(),
@@ -410,6 +423,10 @@ impl<A: App> Reactor<A> {
             match target {
                 TimerTarget::Conn(id) => self.conn_deadline(id),
                 TimerTarget::Accept => self.core.accept_paused = false,
+                TimerTarget::SweepAddresses => {
+                    self.core.sweep_armed = false;
+                    self.core.sweep_addresses();
+                }
                 TimerTarget::Shutdown => self.stop_now(),
                 TimerTarget::App(timer) => {
                     let mut ctx = Ctx::new(&mut self.core);
