@@ -58,22 +58,7 @@ struct Node {
     vc_timeout: Millis,
     managers: HashMap<Key, Manager>,
     next_vc: u64,
-    polling: bool,
 }
-
-/// The node's timers.
-enum Timer {
-    /// VC_TIMEOUT of a manager left without a connection.
-    VcTimeout(Key),
-    /// WORKAROUND (reactor): the reactor delivers `on_close` for a peer's bare EOF (a TCP
-    /// close without a closing handshake) only at its next event or timer, which would
-    /// start VC_TIMEOUT late. This tick, while connections exist, bounds that delay.
-    /// Remove it once `Reactor::read_conn` delivers closes at once.
-    ClosePoll,
-}
-
-/// Period of [`Timer::ClosePoll`].
-const CLOSE_POLL: Millis = Millis(100);
 
 fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
     GatewayError::app(c, fatal, why)
@@ -292,7 +277,8 @@ impl Node {
 impl Handler for Node {
     type Dialect = Discodo;
     type Session = Conn;
-    type Timer = Timer;
+    /// VC_TIMEOUT of a manager left without a connection.
+    type Timer = Key;
     type Command = ();
 
     fn on_upgrade(
@@ -388,30 +374,13 @@ impl Handler for Node {
         {
             m.owner = None;
             let at = gw.now() + self.vc_timeout;
-            m.expiry = Some(gw.set_timer(at, Timer::VcTimeout(key)));
+            m.expiry = Some(gw.set_timer(at, key));
         }
     }
 
-    fn on_ready(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, _: bool) {
-        if !self.polling {
-            self.polling = true;
-            let at = gw.now() + CLOSE_POLL;
-            gw.set_timer(at, Timer::ClosePoll);
-        }
-    }
-
-    fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, timer: Timer) {
-        match timer {
-            Timer::VcTimeout(key) => {
-                if self.managers.get(&key).is_some_and(|m| m.owner.is_none()) {
-                    self.managers.remove(&key);
-                }
-            }
-            Timer::ClosePoll if gw.sessions().is_empty() => self.polling = false,
-            Timer::ClosePoll => {
-                let at = gw.now() + CLOSE_POLL;
-                gw.set_timer(at, Timer::ClosePoll);
-            }
+    fn on_timer(&mut self, _: &mut Gw<'_, '_, Self>, key: Key) {
+        if self.managers.get(&key).is_some_and(|m| m.owner.is_none()) {
+            self.managers.remove(&key);
         }
     }
 }
@@ -474,7 +443,6 @@ fn main() -> ExitCode {
         vc_timeout: options.vc_timeout,
         managers: HashMap::new(),
         next_vc: 0,
-        polling: false,
     };
     let config = Config {
         // Forwarded Discord events can be large.

@@ -22,7 +22,7 @@ use postern::gateway::{
     SessionId,
 };
 use postern::{Config, ConnId, Millis, Request, Response};
-use rest::{error, is_live, ok, Obj};
+use rest::{error, ok, Obj};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::process::ExitCode;
@@ -156,8 +156,10 @@ fn emit(gw: &mut Gw<'_, '_, NexusServer>, guild: u64, g: &Guild, events: Vec<Eve
 }
 
 impl NexusServer {
-    fn live(&self, gw: &mut Gw<'_, '_, Self>, client_id: &str) -> bool {
-        self.clients.get(client_id).is_some_and(|&s| is_live(gw, s))
+    /// Whether `client_id` has an identified socket open (a closed one's session is ended
+    /// at once, in `on_detach`).
+    fn live(&self, client_id: &str) -> bool {
+        self.clients.contains_key(client_id)
     }
 
     /// Drops a client's session: its token, and its players (no events: it is gone).
@@ -234,11 +236,9 @@ impl NexusServer {
         else {
             return Err(error(404, "not found"));
         };
-        let token = rest::credential(request)
+        let sid = rest::credential(request)
             .and_then(|t| self.tokens.get(t))
-            .copied();
-        let sid = token
-            .filter(|&s| is_live(gw, s))
+            .copied()
             .ok_or_else(|| error(401, "missing or unknown access token"))?;
         let guild = player::snowflake(guild)
             .ok_or_else(|| error(400, "the guild id must be a snowflake"))?;
@@ -294,18 +294,8 @@ impl NexusServer {
         let options = rest::object_body(body).map_err(|e| error(400, &e))?;
         let mute = rest::bool_member(&options, "self_mute", false).map_err(|e| error(400, &e))?;
         let deaf = rest::bool_member(&options, "self_deaf", true).map_err(|e| error(400, &e))?;
-        if let Some(owner) = self
-            .guilds
-            .get(&guild)
-            .map(|g| g.owner)
-            .filter(|&o| o != sid)
-        {
-            if is_live(gw, owner) {
-                return Err(error(403, "this guild's player belongs to another client"));
-            }
-            if let Some(mut stale) = self.guilds.remove(&guild) {
-                stale.wake.cancel(gw); // Its owner's socket is gone; its close is on the way.
-            }
+        if self.guilds.get(&guild).is_some_and(|g| g.owner != sid) {
+            return Err(error(403, "this guild's player belongs to another client"));
         }
         if !self.guilds.contains_key(&guild) && self.guilds.len() >= MAX_GUILDS {
             return Err(error(503, "too many players"));
@@ -391,7 +381,7 @@ impl Handler for NexusServer {
 
     fn on_upgrade(
         &mut self,
-        gw: &mut Gw<'_, '_, Self>,
+        _: &mut Gw<'_, '_, Self>,
         id: ConnId,
         request: &Request<'_, '_>,
     ) -> Admit<Client> {
@@ -405,13 +395,7 @@ impl Handler for NexusServer {
         if !password.is_some_and(|p| secret_eq(p.as_bytes(), self.password.as_bytes())) {
             return Admit::Fail(fail(code::NO_AUTH));
         }
-        let reactor = gw.reactor();
-        self.pending.retain(|&conn, _| {
-            reactor
-                .state_ref(conn)
-                .is_some_and(|s| s.session().is_none())
-        });
-        if self.live(gw, client_id) || self.pending.values().any(|c| c == client_id) {
+        if self.live(client_id) || self.pending.values().any(|c| c == client_id) {
             return Admit::Fail(fail(code::ALREADY_CONNECTED));
         }
         self.pending.insert(id, client_id.to_owned());
@@ -420,7 +404,7 @@ impl Handler for NexusServer {
 
     fn identify(
         &mut self,
-        gw: &mut Gw<'_, '_, Self>,
+        _: &mut Gw<'_, '_, Self>,
         id: ConnId,
         _: &RawValue,
     ) -> Result<Client, GatewayError> {
@@ -428,7 +412,7 @@ impl Handler for NexusServer {
             .pending
             .remove(&id)
             .ok_or(GatewayError::NotIdentified)?;
-        if self.live(gw, &client_id) {
+        if self.live(&client_id) {
             return Err(fail(code::ALREADY_CONNECTED));
         }
         let token = random_hex(32).map_err(|_| fail(code::UNKNOWN))?;
@@ -463,6 +447,10 @@ impl Handler for NexusServer {
                 other.to_owned(),
             ))),
         }
+    }
+
+    fn on_conn_close(&mut self, _: &mut Gw<'_, '_, Self>, id: ConnId, _: Option<SessionId>) {
+        self.pending.remove(&id); // A socket that closed before identifying.
     }
 
     fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId) {

@@ -18,12 +18,12 @@ mod rest;
 mod signals;
 
 use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
-use postern::gateway::dialects::nightingale::{code, Nightingale};
+use postern::gateway::dialects::nightingale::Nightingale;
 use postern::gateway::{
     random_uuid, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
     SessionId,
 };
-use postern::{CloseCode, Config, ConnId, Millis, Request, Response};
+use postern::{Config, ConnId, Millis, Request, Response};
 use rest::{error, ok, Obj};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
@@ -59,8 +59,6 @@ struct NightingaleServer {
     /// Session UUID → engine session.
     uuids: HashMap<String, SessionId>,
     guilds: HashMap<(SessionId, u64), Guild>,
-    /// Payloads held for sessions whose connection dropped ([`NightingaleServer::send`]).
-    held: HashMap<SessionId, Payloads>,
     next_track: u64,
 }
 
@@ -174,21 +172,14 @@ fn no_player() -> Response {
     error(404, "no player for this guild: connect first")
 }
 
-impl NightingaleServer {
-    /// Dispatches payloads to a session (kept for replay while it is detached).
-    ///
-    /// WORKAROUND (see `rest::dropped`): payloads for a session whose connection dropped
-    /// but is not detached yet are held until `on_detach`, so that the resume replays them.
-    fn send(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, out: Payloads) {
-        if rest::dropped(gw, sid) || self.held.contains_key(&sid) {
-            self.held.entry(sid).or_default().extend(out);
-            return;
-        }
-        for (op, data) in out {
-            gw.dispatch(sid, op, &data);
-        }
+/// Dispatches payloads to a session (kept for replay while it is detached).
+fn send(gw: &mut Gw<'_, '_, NightingaleServer>, sid: SessionId, out: Payloads) {
+    for (op, data) in out {
+        gw.dispatch(sid, op, &data);
     }
+}
 
+impl NightingaleServer {
     fn route(
         &mut self,
         gw: &mut Gw<'_, '_, Self>,
@@ -271,7 +262,7 @@ impl NightingaleServer {
             state_json(guild, g, gw.now()),
             vec![("forward", forward(guild, g))],
         );
-        self.send(gw, sid, out);
+        send(gw, sid, out);
         Ok(ok(state))
     }
 
@@ -286,7 +277,7 @@ impl NightingaleServer {
         if g.voice.leave() {
             voice_state(guild, &mut g, &before, VoiceChange::Disconnected, &mut out);
         }
-        self.send(gw, sid, out);
+        send(gw, sid, out);
         Ok(ok(state_json(guild, &g, now)))
     }
 
@@ -315,7 +306,7 @@ impl NightingaleServer {
         let answer = Obj::new()
             .bool("applied", true)
             .bool("connected", g.voice.is_connected());
-        self.send(gw, sid, out);
+        send(gw, sid, out);
         Ok(ok(answer.done()))
     }
 
@@ -388,7 +379,7 @@ impl NightingaleServer {
         let state = state_json(guild, g, now);
         let mut out = Vec::new();
         track_events(guild, events, &mut out);
-        self.send(gw, sid, out);
+        send(gw, sid, out);
         Ok(ok(state))
     }
 }
@@ -401,7 +392,7 @@ impl Handler for NightingaleServer {
 
     fn on_upgrade(
         &mut self,
-        gw: &mut Gw<'_, '_, Self>,
+        _: &mut Gw<'_, '_, Self>,
         _: ConnId,
         request: &Request<'_, '_>,
     ) -> Admit<Bot> {
@@ -431,18 +422,9 @@ impl Handler for NightingaleServer {
             "/ws/resume" => match request.header_str("session").filter(|s| !s.is_empty()) {
                 None => Admit::Reject(error(400, "the session header is required")),
                 Some(uuid) => match self.uuids.get(&uuid.to_ascii_lowercase()) {
-                    Some(&sid) => {
-                        // WORKAROUND (an engine gap, reported): the engine's takeover of a
-                        // session still attached replays from its previous detach, resending
-                        // what the open connection already got. Closing that connection here
-                        // detaches the session first (its on_close is delivered before this
-                        // upgrade's on_open), so the resume replays only what it missed.
-                        if let Some(old) = gw.conn_of(sid) {
-                            let why = "session resumed on another connection";
-                            gw.close(old, CloseCode(code::SESSION_REPLACED), why);
-                        }
-                        Admit::Resume(sid)
-                    }
+                    // A live session is taken over: the engine closes the old connection
+                    // (1000) and replays nothing; a detached one gets what it missed.
+                    Some(&sid) => Admit::Resume(sid),
                     None => Admit::Reject(error(404, "unknown or expired session")),
                 },
             },
@@ -482,14 +464,7 @@ impl Handler for NightingaleServer {
         )))
     }
 
-    fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId) {
-        for (op, data) in self.held.remove(&sid).unwrap_or_default() {
-            gw.dispatch(sid, op, &data);
-        }
-    }
-
     fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, bot: Bot) {
-        self.held.remove(&sid);
         self.uuids.remove(&bot.uuid);
         let owned: Vec<(SessionId, u64)> =
             self.guilds.keys().filter(|k| k.0 == sid).copied().collect();
@@ -519,7 +494,7 @@ impl Handler for NightingaleServer {
         let mut out = Vec::new();
         track_events(guild, g.player.tick(now), &mut out);
         g.wake.sync(gw, g.player.wake_at(), || (sid, guild));
-        self.send(gw, sid, out);
+        send(gw, sid, out);
     }
 }
 
@@ -558,7 +533,6 @@ fn main() -> ExitCode {
         password,
         uuids: HashMap::new(),
         guilds: HashMap::new(),
-        held: HashMap::new(),
         next_track: 0,
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);

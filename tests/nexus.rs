@@ -3,77 +3,21 @@
 //! HTTP/1.1 requests. The protocol is docs/protocols/nexus.md; these tests pin that page.
 //! Set `POSTERN_NEXUS_BIN` to a built `nexus` binary to skip the build step.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+mod support_music;
 
-const PASSWORD: &str = "s3cret";
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support_music::{has, Client, Server, PASSWORD, QUIET};
+use tungstenite::Message;
+
 /// Heartbeat interval of the tests that do not test heartbeats (silence allowed: 5 s).
 const CALM: u64 = 2000;
-const EXPECT: Duration = Duration::from_secs(3);
-const QUIET: Duration = Duration::from_millis(250);
 
 fn binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let build = || {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let args = [
-            "build",
-            "--release",
-            "--example",
-            "nexus",
-            "--message-format=json-render-diagnostics",
-        ];
-        let dir = env!("CARGO_MANIFEST_DIR");
-        let out = Command::new(cargo)
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::inherit())
-            .output();
-        let out = out.expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --release --example nexus failed"
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let artifacts = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        let mut ours = artifacts
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "nexus");
-        ours.find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("the nexus executable")
-    };
-    BIN.get_or_init(|| std::env::var_os("POSTERN_NEXUS_BIN").map_or_else(build, PathBuf::from))
-        .clone()
-}
-
-/// Checks that `got` has every member of `want`, recursively (arrays element by element,
-/// of the same length; scalars exactly).
-fn has(got: &Value, want: &Value) {
-    match (got, want) {
-        (Value::Object(g), Value::Object(w)) => {
-            for (k, v) in w {
-                has(g.get(k).unwrap_or(&Value::Null), v);
-            }
-        }
-        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
-            g.iter().zip(w).for_each(|(g, w)| has(g, w));
-        }
-        _ => assert_eq!(got, want),
-    }
-}
-
-/// A running example, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+    support_music::example_binary("nexus", "POSTERN_NEXUS_BIN")
 }
 
 impl Server {
@@ -87,53 +31,12 @@ impl Server {
             "--heartbeat-ms",
             &hb,
         ];
-        Server::with_args(&args).expect("listening")
+        Server::spawn(binary(), &args).expect("listening")
     }
 
-    /// Spawns with `args`; the running server, or its stderr if it did not start.
-    fn with_args(args: &[&str]) -> Result<Server, String> {
-        let mut cmd = Command::new(binary());
-        let mut child = cmd
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return Ok(Server {
-                    child,
-                    addr: addr.trim().parse().expect("address"),
-                });
-            }
-            seen.push(line);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(seen.join("\n"))
-    }
-
+    /// An upgrade on `/` with `headers` (it always succeeds: refusals are closes).
     fn ws(&self, headers: &[(&str, &str)]) -> Client {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        let mut request = format!("ws://{}/", self.addr)
-            .into_client_request()
-            .expect("request");
-        for (name, value) in headers {
-            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
-            request
-                .headers_mut()
-                .insert(name, value.parse().expect("header value"));
-        }
-        let (ws, _) = tungstenite::client::client(request, stream).expect("WebSocket handshake");
-        Client { ws }
+        self.try_ws("/", headers).expect("WebSocket handshake")
     }
 
     /// Upgrades with the password and `client_id`, and reads HELLO.
@@ -154,7 +57,7 @@ impl Server {
         (c, token)
     }
 
-    /// A REST request; the status and the JSON body (`null` if it is not JSON).
+    /// A REST request with the access token `token`: the status and the JSON body.
     fn http(
         &self,
         method: &str,
@@ -162,129 +65,20 @@ impl Server {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(EXPECT)).expect("timeout");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = token
-            .map(|t| format!("Authorization: {t}\r\n"))
-            .unwrap_or_default();
-        let head = format!("{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
-        let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
-        s.write_all(request.as_bytes()).expect("write");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read the response");
-        let status = raw
-            .get(9..12)
-            .and_then(|c| c.parse().ok())
-            .expect("status code");
-        let json = raw
-            .split_once("\r\n\r\n")
-            .and_then(|(_, b)| serde_json::from_str(b).ok());
-        (status, json.unwrap_or(Value::Null))
+        self.http_as(method, path, token, body)
     }
 
     fn status(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> u16 {
         self.http(method, path, token, body).0
     }
-
-    fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill")
-            .success());
-    }
-
-    fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-enum Incoming {
-    Json(Value),
-    Close(u16, String),
-    Gone,
-}
-
-struct Client {
-    ws: WebSocket<TcpStream>,
 }
 
 impl Client {
-    fn send(&mut self, v: Value) {
-        self.send_text(&v.to_string());
-    }
-
-    fn send_text(&mut self, text: &str) {
-        self.ws.send(Message::text(text)).expect("send");
-    }
-
-    fn next(&mut self, limit: Duration) -> Option<Incoming> {
-        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
-        match self.ws.read() {
-            Ok(Message::Text(t)) => Some(Incoming::Json(
-                serde_json::from_str(t.as_str()).expect("JSON"),
-            )),
-            Ok(Message::Close(f)) => {
-                // Answer the Close and end the TCP connection: the exchange is over.
-                let _ = self.ws.flush();
-                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
-                let (code, reason) = f.map_or((1005, String::new()), |f| {
-                    (f.code.into(), f.reason.to_string())
-                });
-                Some(Incoming::Close(code, reason))
-            }
-            Ok(other) => panic!("unexpected frame {other:?}"),
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
-                None
-            }
-            Err(_) => Some(Incoming::Gone),
-        }
-    }
-
-    fn recv(&mut self) -> Value {
-        match self.next(EXPECT) {
-            Some(Incoming::Json(v)) => v,
-            other => panic!("expected a payload, got {other:?}"),
-        }
-    }
-
     /// The next payload, which must be the event `t`: its `d`.
     fn event(&mut self, t: &str) -> Value {
         let v = self.recv();
         assert_eq!(v["t"], t, "expected {t}, got {v}");
         v["d"].clone()
-    }
-
-    fn expect_close(&mut self, code: u16) -> String {
-        match self.next(EXPECT) {
-            Some(Incoming::Close(c, reason)) if c == code => reason,
-            other => panic!("expected close {code}, got {other:?}"),
-        }
-    }
-
-    fn expect_silence(&mut self, quiet: Duration) {
-        if let Some(got) = self.next(quiet) {
-            panic!("expected silence, got {got:?}");
-        }
     }
 
     fn ping(&mut self) {
@@ -768,7 +562,7 @@ fn options_defaults_and_errors() {
     assert_eq!(run(&["--heartbeat-ms"]).expect("run").code(), Some(2));
     assert_eq!(run(&["--listen", "nowhere"]).expect("run").code(), Some(2));
     // The default address (unless something else holds the port).
-    match Server::with_args(&["--password", "x"]) {
+    match Server::spawn(binary(), &["--password", "x"]) {
         Ok(server) => assert_eq!(server.addr, "127.0.0.1:9000".parse().expect("addr")),
         Err(stderr) => assert!(stderr.contains("in use"), "{stderr}"),
     }

@@ -3,19 +3,17 @@
 //! plain HTTP/1.1 requests. The protocol is docs/protocols/nightingale.md; these tests pin it.
 //! Set `POSTERN_NIGHTINGALE_BIN` to a built `nightingale` binary to skip the build step.
 
-use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, OnceLock};
-use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
-use tungstenite::{Message, WebSocket};
+mod support_music;
 
-const PASSWORD: &str = "s3cret";
-const EXPECT: Duration = Duration::from_secs(3);
-const QUIET: Duration = Duration::from_millis(250);
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support_music::{has, Client, Server, PASSWORD, QUIET};
+use tungstenite::Message;
+
 const TRACK_FIELDS: [&str; 8] = [
     "album",
     "artist",
@@ -28,62 +26,7 @@ const TRACK_FIELDS: [&str; 8] = [
 ];
 
 fn binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let build = || {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let name = "nightingale";
-        let args = [
-            "build",
-            "--release",
-            "--example",
-            name,
-            "--message-format=json-render-diagnostics",
-        ];
-        let dir = env!("CARGO_MANIFEST_DIR");
-        let out = Command::new(cargo)
-            .args(args)
-            .current_dir(dir)
-            .stderr(Stdio::inherit())
-            .output();
-        let out = out.expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --release --example {name} failed"
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let artifacts = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        let mut ours =
-            artifacts.filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name);
-        ours.find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("the executable")
-    };
-    let given = std::env::var_os("POSTERN_NIGHTINGALE_BIN");
-    BIN.get_or_init(|| given.map_or_else(build, PathBuf::from))
-        .clone()
-}
-
-/// Checks that `got` has every member of `want`, recursively (arrays element by element,
-/// of the same length; scalars exactly).
-fn has(got: &Value, want: &Value) {
-    match (got, want) {
-        (Value::Object(g), Value::Object(w)) => {
-            for (k, v) in w {
-                has(g.get(k).unwrap_or(&Value::Null), v);
-            }
-        }
-        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
-            g.iter().zip(w).for_each(|(g, w)| has(g, w));
-        }
-        _ => assert_eq!(got, want),
-    }
-}
-
-/// A running example, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
+    support_music::example_binary("nightingale", "POSTERN_NIGHTINGALE_BIN")
 }
 
 impl Server {
@@ -97,59 +40,7 @@ impl Server {
             "--resume-window-ms",
             &window,
         ];
-        Server::with_args(&args).expect("listening")
-    }
-
-    /// Spawns with `args`; the running server, or its stderr if it did not start.
-    fn with_args(args: &[&str]) -> Result<Server, String> {
-        let mut cmd = Command::new(binary());
-        let mut child = cmd
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return Ok(Server {
-                    child,
-                    addr: addr.trim().parse().expect("address"),
-                });
-            }
-            seen.push(line);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(seen.join("\n"))
-    }
-
-    /// An upgrade on `path` with `headers`: the client, or the refusal's HTTP status.
-    fn try_ws(&self, path: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        let mut request = format!("ws://{}{path}", self.addr)
-            .into_client_request()
-            .expect("request");
-        for (name, value) in headers {
-            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
-            request
-                .headers_mut()
-                .insert(name, value.parse().expect("value"));
-        }
-        match tungstenite::client::client(request, stream) {
-            Ok((ws, _)) => Ok(Client { ws }),
-            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-                Err(response.status().as_u16())
-            }
-            Err(e) => panic!("handshake: {e}"),
-        }
+        Server::spawn(binary(), &args).expect("listening")
     }
 
     /// Opens `/ws` as bot `user`: the client and its session.
@@ -183,32 +74,7 @@ impl Server {
         c
     }
 
-    /// A REST request (the password sent unless `password` is None).
-    fn http_as(
-        &self,
-        method: &str,
-        target: &str,
-        password: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let mut s = TcpStream::connect(self.addr).expect("connect");
-        s.set_read_timeout(Some(EXPECT)).expect("timeout");
-        let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = password
-            .map(|p| format!("Authorization: {p}\r\n"))
-            .unwrap_or_default();
-        let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
-        let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
-        s.write_all(request.as_bytes()).expect("write");
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).expect("read");
-        let status = raw.get(9..12).and_then(|c| c.parse().ok()).expect("status");
-        let json = raw
-            .split_once("\r\n\r\n")
-            .and_then(|(_, b)| serde_json::from_str(b).ok());
-        (status, json.unwrap_or(Value::Null))
-    }
-
+    /// A REST request with the password.
     fn http(&self, method: &str, target: &str, body: Option<Value>) -> (u16, Value) {
         self.http_as(method, target, Some(PASSWORD), body)
     }
@@ -218,78 +84,13 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-#[derive(Debug)]
-enum Incoming {
-    Json(Value),
-    Close(u16),
-    Gone,
-}
-
-struct Client {
-    ws: WebSocket<TcpStream>,
-}
-
 impl Client {
-    fn next(&mut self, limit: Duration) -> Option<Incoming> {
-        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
-        match self.ws.read() {
-            Ok(Message::Text(t)) => Some(Incoming::Json(
-                serde_json::from_str(t.as_str()).expect("JSON"),
-            )),
-            Ok(Message::Close(f)) => {
-                let _ = self.ws.flush();
-                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
-                Some(Incoming::Close(f.map_or(1005, |f| f.code.into())))
-            }
-            Ok(other) => panic!("unexpected frame {other:?}"),
-            Err(tungstenite::Error::Io(e))
-                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
-            {
-                None
-            }
-            Err(_) => Some(Incoming::Gone),
-        }
-    }
-
-    fn recv(&mut self) -> Value {
-        match self.next(EXPECT) {
-            Some(Incoming::Json(v)) => v,
-            other => panic!("expected a payload, got {other:?}"),
-        }
-    }
-
     /// The next payload: op `op` whose `data.type` is `kind`; returns `data.data`.
     fn typed(&mut self, op: &str, kind: &str) -> Value {
         let v = self.recv();
         has(&v, &json!({"op": op, "data": {"type": kind}}));
         assert_eq!(v["data"].as_object().map(|d| d.len()), Some(2), "{v}");
         v["data"]["data"].clone()
-    }
-
-    fn expect_close(&mut self, code: u16) {
-        match self.next(EXPECT) {
-            Some(Incoming::Close(c)) if c == code => {}
-            other => panic!("expected close {code}, got {other:?}"),
-        }
-    }
-
-    fn expect_silence(&mut self, quiet: Duration) {
-        if let Some(got) = self.next(quiet) {
-            panic!("expected silence, got {got:?}");
-        }
-    }
-
-    /// Closes from our side and completes the handshake.
-    fn close(mut self) {
-        let _ = self.ws.close(None);
-        while let Some(Incoming::Json(_)) = self.next(EXPECT) {}
     }
 }
 
@@ -698,21 +499,9 @@ fn client_messages_are_closed_with_1003() {
 fn sigterm_closes_with_1001_and_exits_0() {
     let mut server = Server::start(60_000);
     let (mut c, _) = server.open(1);
-    let pid = server.child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill")
-        .success());
+    server.signal("-TERM");
     c.expect_close(1001);
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = server.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "still running");
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = server.wait_exit(Duration::from_secs(5)).expect("exits");
     assert!(status.success(), "{status:?}");
 }
 
@@ -729,7 +518,7 @@ fn options_defaults_and_errors() {
         run(&["--resume-window-ms", "soon"]).expect("run").code(),
         Some(2)
     );
-    match Server::with_args(&["--password", "x"]) {
+    match Server::spawn(binary(), &["--password", "x"]) {
         Ok(server) => assert_eq!(server.addr, "127.0.0.1:9005".parse().expect("addr")),
         Err(stderr) => assert!(stderr.contains("in use"), "{stderr}"),
     }

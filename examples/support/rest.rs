@@ -1,9 +1,9 @@
 //! Helpers shared by the `nexus` and `nightingale` examples: JSON objects written in a fixed
-//! key order, REST answers and routing, credentials, connection liveness, and start-up
-//! (options, password, bind, run).
+//! key order, REST answers and routing, credentials, and start-up (options, password, bind,
+//! run).
 #![allow(dead_code)]
 
-use postern::gateway::{random_hex, write_json_str, Gateway, Gw, GwCommand, Handler, SessionId};
+use postern::gateway::{random_hex, write_json_str, Gateway, GwCommand, Handler};
 use postern::{Config, Reactor, Remote, Request, Response};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -143,25 +143,6 @@ pub fn bool_param(request: &Request<'_, '_>, key: &str, default: bool) -> Result
         Some("false" | "0") => Ok(false),
         Some(_) => Err(format!("`{key}` must be true or false")),
     }
-}
-
-/// Whether a session's connection was dropped by its peer while the engine still names it.
-///
-/// WORKAROUND (a reactor gap, reported): when a peer ends its TCP connection without a
-/// closing handshake, the reactor removes the connection at once but delivers `on_close`
-/// (the engine's detach, hence `Handler::on_detach`) only at its next close-delivery
-/// point: after the next command, timer, message or flush. Until then `Gw::conn_of` names
-/// a dead connection, and a dispatch goes nowhere yet counts as delivered (so a resume
-/// would not replay it). Asking the reactor whether the connection still has state sees
-/// the drop at once. Remove once the reactor delivers such closes in the same turn.
-pub fn dropped<H: Handler>(gw: &mut Gw<'_, '_, H>, sid: SessionId) -> bool {
-    gw.conn_of(sid)
-        .is_some_and(|c| gw.reactor().state_ref(c).is_none())
-}
-
-/// Whether a session's connection is open (see [`dropped`]).
-pub fn is_live<H: Handler>(gw: &mut Gw<'_, '_, H>, sid: SessionId) -> bool {
-    gw.conn_of(sid).is_some() && !dropped(gw, sid)
 }
 
 /// Reads `--name value` pairs from the command line, handing each to `set`.

@@ -18,9 +18,11 @@
 //! `user_id` + `shard_id` rather than by a session id, so a connection's engine session
 //! starts at the upgrade ([`Admit::Identified`](crate::gateway::Admit)) and IDENTIFY is an
 //! application op; HEARTBEAT is echoed by the handler ([`write_heartbeat_ack`]), which puts
-//! heartbeats under the configurable command rate limit rather than the engine's fixed
-//! heartbeat allowance. [`Dialect::heartbeat_ack`] spells the same payload for engines that
-//! decode heartbeats themselves.
+//! heartbeats under the command rate limit (a burst of 1,000) rather than the engine's
+//! heartbeat allowance ([`GatewayConfig::heartbeat_burst`](crate::gateway::GatewayConfig)),
+//! since Discodo clients may echo-test several heartbeats back to back.
+//! [`Dialect::heartbeat_ack`] spells the same payload for engines that decode heartbeats
+//! themselves.
 //!
 //! The full protocol as served by `examples/discodo.rs`: docs/protocols/discodo.md.
 

@@ -1,0 +1,274 @@
+//! The client harness shared by the end-to-end tests of the music examples (`tests/nexus.rs`,
+//! `tests/nightingale.rs`): the release binary built once and run as a subprocess (one server
+//! per test), a tungstenite client, and plain HTTP/1.1 requests. Each test file adds its
+//! protocol's own helpers (`impl Server`, `impl Client`) next to its tests.
+//!
+//! Include with `mod support_music;`. Every read has a timeout, so no helper can hang a test.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+use tungstenite::{Message, WebSocket};
+
+/// The password the servers run with.
+pub const PASSWORD: &str = "s3cret";
+/// How long an expected payload may take.
+pub const EXPECT: Duration = Duration::from_secs(3);
+/// How long "nothing more arrives" is watched for.
+pub const QUIET: Duration = Duration::from_millis(250);
+
+/// The example `name`'s release binary: `$env` if set, else built once (per test binary)
+/// with `cargo build --release --example name`.
+pub fn example_binary(name: &str, env: &str) -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    let build = || {
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let args = [
+            "build",
+            "--release",
+            "--example",
+            name,
+            "--message-format=json-render-diagnostics",
+        ];
+        let out = Command::new(cargo)
+            .args(args)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(
+            out.status.success(),
+            "cargo build --release --example {name} failed"
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let artifacts = stdout
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
+        let mut ours =
+            artifacts.filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name);
+        ours.find_map(|m| m["executable"].as_str().map(PathBuf::from))
+            .expect("the example's executable")
+    };
+    let given = std::env::var_os(env);
+    BIN.get_or_init(|| given.map_or_else(build, PathBuf::from))
+        .clone()
+}
+
+/// Checks that `got` has every member of `want`, recursively (arrays element by element,
+/// of the same length; scalars exactly).
+pub fn has(got: &Value, want: &Value) {
+    match (got, want) {
+        (Value::Object(g), Value::Object(w)) => {
+            for (k, v) in w {
+                has(g.get(k).unwrap_or(&Value::Null), v);
+            }
+        }
+        (Value::Array(g), Value::Array(w)) if g.len() == w.len() => {
+            g.iter().zip(w).for_each(|(g, w)| has(g, w));
+        }
+        _ => assert_eq!(got, want),
+    }
+}
+
+/// A running example, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Spawns `binary` with `args`; the running server once it prints `listening on ADDR`,
+    /// or its stderr if it did not start.
+    pub fn spawn(binary: PathBuf, args: &[&str]) -> Result<Server, String> {
+        let mut child = Command::new(binary)
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut seen = Vec::new();
+        while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
+            if let Some(addr) = line.strip_prefix("listening on ") {
+                return Ok(Server {
+                    child,
+                    addr: addr.trim().parse().expect("address"),
+                });
+            }
+            seen.push(line);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(seen.join("\n"))
+    }
+
+    /// An upgrade on `path` with `headers`: the client, or the refusal's HTTP status.
+    pub fn try_ws(&self, path: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
+        let stream = TcpStream::connect(self.addr).expect("connect");
+        let mut request = format!("ws://{}{path}", self.addr)
+            .into_client_request()
+            .expect("request");
+        for (name, value) in headers {
+            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
+            request
+                .headers_mut()
+                .insert(name, value.parse().expect("header value"));
+        }
+        match tungstenite::client::client(request, stream) {
+            Ok((ws, _)) => Ok(Client { ws }),
+            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
+                Err(response.status().as_u16())
+            }
+            Err(e) => panic!("WebSocket handshake: {e}"),
+        }
+    }
+
+    /// A REST request with `Authorization: auth` (none if `None`): the status and the JSON
+    /// body (`null` if it is not JSON).
+    pub fn http_as(
+        &self,
+        method: &str,
+        target: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(EXPECT)).expect("timeout");
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
+        let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
+        s.write_all(request.as_bytes()).expect("write");
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).expect("read the response");
+        let status = raw
+            .get(9..12)
+            .and_then(|c| c.parse().ok())
+            .expect("status code");
+        let json = raw
+            .split_once("\r\n\r\n")
+            .and_then(|(_, b)| serde_json::from_str(b).ok());
+        (status, json.unwrap_or(Value::Null))
+    }
+
+    /// Sends `sig` (`-TERM`, `-INT`) to the server.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill")
+            .success());
+    }
+
+    /// The server's exit status, if it exits within `limit`.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a client read.
+#[derive(Debug)]
+pub enum Incoming {
+    Json(Value),
+    /// A Close frame: its code (1005 if none) and reason.
+    Close(u16, String),
+    /// The connection ended without a Close frame.
+    Gone,
+}
+
+/// A WebSocket client.
+pub struct Client {
+    pub ws: WebSocket<TcpStream>,
+}
+
+impl Client {
+    pub fn send(&mut self, v: Value) {
+        self.send_text(&v.to_string());
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text)).expect("send");
+    }
+
+    /// The next message within `limit`, or `None` if nothing came.
+    pub fn next(&mut self, limit: Duration) -> Option<Incoming> {
+        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
+        match self.ws.read() {
+            Ok(Message::Text(t)) => Some(Incoming::Json(
+                serde_json::from_str(t.as_str()).expect("JSON"),
+            )),
+            Ok(Message::Close(f)) => {
+                // Answer the Close and end the TCP connection: the exchange is over.
+                let _ = self.ws.flush();
+                let _ = self.ws.get_ref().shutdown(std::net::Shutdown::Both);
+                let (code, reason) = f.map_or((1005, String::new()), |f| {
+                    (f.code.into(), f.reason.to_string())
+                });
+                Some(Incoming::Close(code, reason))
+            }
+            Ok(other) => panic!("unexpected frame {other:?}"),
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+            {
+                None
+            }
+            Err(_) => Some(Incoming::Gone),
+        }
+    }
+
+    pub fn recv(&mut self) -> Value {
+        match self.next(EXPECT) {
+            Some(Incoming::Json(v)) => v,
+            other => panic!("expected a payload, got {other:?}"),
+        }
+    }
+
+    /// Expects a Close frame with `code`: its reason.
+    pub fn expect_close(&mut self, code: u16) -> String {
+        match self.next(EXPECT) {
+            Some(Incoming::Close(c, reason)) if c == code => reason,
+            other => panic!("expected close {code}, got {other:?}"),
+        }
+    }
+
+    pub fn expect_silence(&mut self, quiet: Duration) {
+        if let Some(got) = self.next(quiet) {
+            panic!("expected silence, got {got:?}");
+        }
+    }
+
+    /// Closes from our side and completes the handshake.
+    pub fn close(mut self) {
+        let _ = self.ws.close(None);
+        while let Some(Incoming::Json(_)) = self.next(EXPECT) {}
+    }
+}
