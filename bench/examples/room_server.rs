@@ -2,10 +2,14 @@
 //!
 //! `cargo run --release --example room_server -- --listen 127.0.0.1:9200`
 //!
-//! Protocol (text): the server greets with `{"f":100}`; a client sending `join`
-//! becomes a member; any text starting with `say:` is broadcast to all members; a text
-//! containing `"f":110` (a chat identify) is answered with `{"f":140}`, so
-//! `loadgen upgrades --chat TOKEN` can be tried too.
+//! Protocol (text): the server greets with `{"f":100,"cnf":{"hb_int":N}}`
+//! (`--heartbeat-ms N`, default 20000); a client sending `join` becomes a member; any
+//! text starting with `say:` is broadcast to all members. A chat-gateway subset lets
+//! `loadgen upgrades --chat`, `fanout --chat` and `sessions` be tried too: a text
+//! containing `"f":110` (a present) is answered with `{"f":140}` and makes the client a
+//! member, `{"f":120}` is echoed, and a text containing `MESSAGE_CREATE` is broadcast to
+//! all members as a `{"f":130,...}` event carrying the sender's text. No token check, no
+//! heartbeat deadline.
 //! Try: `loadgen fanout --url ws://127.0.0.1:9200/ --conns 1000 --first-message
 //! --join-message join --trigger-message say:ping --expect ping`.
 
@@ -18,6 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 fn main() -> postern_bench::Result<()> {
     let mut args = Args::from_env();
     let listen: String = args.get("--listen", "127.0.0.1:9200".to_string())?;
+    let hb_ms: u64 = args.get("--heartbeat-ms", 20_000)?;
     args.finish()?;
     postern_bench::sys::raise_nofile_limit()?;
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -29,18 +34,19 @@ fn main() -> postern_bench::Result<()> {
         let (tx, _) = broadcast::channel::<String>(64);
         loop {
             let (stream, _) = listener.accept().await?;
-            tokio::spawn(member(stream, tx.clone()));
+            tokio::spawn(member(stream, tx.clone(), hb_ms));
         }
     })
 }
 
-/// Serves one connection: greeting, `join`, `say:` broadcasts.
-async fn member(stream: TcpStream, tx: broadcast::Sender<String>) {
+/// Serves one connection: greeting, `join`, `say:` broadcasts, the chat subset.
+async fn member(stream: TcpStream, tx: broadcast::Sender<String>, hb_ms: u64) {
     let _ = stream.set_nodelay(true);
     let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
         return;
     };
-    if ws.send(Message::text(r#"{"f":100}"#)).await.is_err() {
+    let hello = format!(r#"{{"f":100,"cnf":{{"hb_int":{hb_ms}}}}}"#);
+    if ws.send(Message::text(hello)).await.is_err() {
         return;
     }
     let mut rx: Option<broadcast::Receiver<String>> = None;
@@ -55,6 +61,15 @@ async fn member(stream: TcpStream, tx: broadcast::Sender<String>) {
                     if ws.send(Message::text(r#"{"f":140}"#)).await.is_err() {
                         return;
                     }
+                    rx = Some(tx.subscribe());
+                }
+                Some(Ok(Message::Text(t))) if t.as_str() == r#"{"f":120}"# => {
+                    if ws.send(Message::text(r#"{"f":120}"#)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(Message::Text(t))) if t.as_str().contains("MESSAGE_CREATE") => {
+                    let _ = tx.send(format!(r#"{{"f":130,"t":"MESSAGE_CREATE","cnf":{t}}}"#));
                 }
                 Some(Ok(_)) => {}
                 _ => return,

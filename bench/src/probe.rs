@@ -15,8 +15,31 @@ impl ServerProbe {
     /// A probe for `pid`; fails now if `/proc/PID/stat` cannot be read.
     pub fn new(pid: u32) -> crate::Result<Self> {
         let probe = Self { pid };
-        probe.cpu_ticks()?;
+        probe.cpu_s()?;
         Ok(probe)
+    }
+
+    /// CPU seconds (user + system) used by the process so far: the sum of its threads'
+    /// `sum_exec_runtime` from `/proc/PID/task/*/schedstat` (nanoseconds), or, where
+    /// schedstat is missing, utime + stime from `/proc/PID/stat` (clock ticks, 10 ms).
+    /// The two count the same time; schedstat only rounds less, which matters for short
+    /// windows (a fan-out round) and small shares (idle sessions).
+    pub fn cpu_s(&self) -> crate::Result<f64> {
+        if let Some(ns) = self.schedstat_ns() {
+            return Ok(ns as f64 / 1e9);
+        }
+        Ok(self.cpu_ticks()? as f64 / clock_ticks_per_second() as f64)
+    }
+
+    /// Sum of `sum_exec_runtime` over the process's live threads, if readable.
+    fn schedstat_ns(&self) -> Option<u64> {
+        let mut total = 0u64;
+        for entry in std::fs::read_dir(format!("/proc/{}/task", self.pid)).ok()? {
+            let path = entry.ok()?.path().join("schedstat");
+            let text = std::fs::read_to_string(path).ok()?;
+            total += text.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+        (total > 0).then_some(total)
     }
 
     /// utime + stime of the process, in clock ticks.
@@ -39,7 +62,7 @@ impl ServerProbe {
 /// was saturated and whether other processes competed for the cores.
 #[derive(Debug, Clone)]
 pub struct Window {
-    server: Option<(ServerProbe, u64)>,
+    server: Option<(ServerProbe, f64)>,
     own_s: f64,
     host_busy_ticks: u64,
     at: Instant,
@@ -49,7 +72,7 @@ impl Window {
     /// Starts a window now.
     pub fn start(server: Option<&ServerProbe>) -> crate::Result<Self> {
         let server = match server {
-            Some(p) => Some((p.clone(), p.cpu_ticks()?)),
+            Some(p) => Some((p.clone(), p.cpu_s()?)),
             None => None,
         };
         Ok(Self {
@@ -64,7 +87,7 @@ impl Window {
     pub fn end(&self) -> crate::Result<CpuUse> {
         let ticks_per_s = clock_ticks_per_second() as f64;
         let server_s = match &self.server {
-            Some((p, t0)) => Some(p.cpu_ticks()?.saturating_sub(*t0) as f64 / ticks_per_s),
+            Some((p, s0)) => Some((p.cpu_s()? - s0).max(0.0)),
             None => None,
         };
         let host =

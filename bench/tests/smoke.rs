@@ -191,3 +191,77 @@ fn fanout_without_broadcast_reports_misses() {
     assert_eq!(num(&r, "missed"), 5.0, "{r:?}");
     assert_eq!(num(&r, "deliveries"), 0.0, "{r:?}");
 }
+
+/// The toy room server example (built by `cargo test` with the other examples).
+fn room_server_bin() -> String {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("examples").join("room_server");
+    assert!(bin.exists(), "{} missing: run `cargo test`", bin.display());
+    bin.to_string_lossy().into_owned()
+}
+
+#[test]
+fn chat_subset_sessions_fanout_handshakes() {
+    // Heartbeats every 100 ms: a 0.5 s hold sees about 5 per session.
+    let server = Server::start(&room_server_bin(), &["--heartbeat-ms", "100"]);
+    let url = format!("ws://{}/", server.addr);
+    let pid = server.pid();
+    let r = loadgen(&[
+        "sessions",
+        "--url",
+        &url,
+        "--pid",
+        &pid,
+        "--token",
+        "t",
+        "--conns",
+        "20",
+        "--hold",
+        "0.5",
+        "--settle-ms",
+        "50",
+    ]);
+    assert_eq!(num(&r, "identified"), 20.0, "{r:?}");
+    assert_eq!(num(&r, "closed"), 0.0, "{r:?}");
+    assert_eq!(num(&r, "heartbeat_s"), 0.1, "{r:?}");
+    let beats = num(&r, "hold_heartbeats");
+    assert!((80.0..=120.0).contains(&beats), "{r:?}");
+    assert!(num(&r, "hold_heartbeat_echoes") >= beats - 20.0, "{r:?}");
+    assert!(r["hold_server_cpu"].is_number(), "{r:?}");
+
+    let r = loadgen(&[
+        "fanout",
+        "--url",
+        &url,
+        "--pid",
+        &pid,
+        "--chat",
+        "t",
+        "--conns",
+        "30",
+        "--rounds",
+        "3",
+        "--settle-ms",
+        "150",
+    ]);
+    assert_eq!(num(&r, "deliveries"), 90.0, "{r:?}");
+    assert_eq!(num(&r, "missed"), 0.0, "{r:?}");
+    assert_eq!(r["protocol"], "chat", "{r:?}");
+
+    let r = loadgen(&[
+        "upgrades",
+        "--url",
+        &url,
+        "--chat",
+        "t",
+        "--conns-in-flight",
+        "4",
+        "--duration",
+        "0.3",
+        "--warmup",
+        "0",
+    ]);
+    assert!(num(&r, "completed") > 0.0, "{r:?}");
+    assert_eq!(num(&r, "failed"), 0.0, "{r:?}");
+}

@@ -5,14 +5,30 @@
 //! `--join-message` if given; after `--settle-ms`, one extra connection sends
 //! `--trigger-message`. Every member counts the first text message received after
 //! the trigger that contains `--expect`. Repeated `--rounds` times.
+//!
+//! With `--chat TOKEN` the chat gateway's protocol is spoken instead: every member and
+//! the trigger connection present with the token (HELLO, `110`, READY) and so join the
+//! channel `general`; each round the trigger sends a MESSAGE_CREATE whose content is
+//! unique to the round, and a member counts when a message carrying that content
+//! arrives (everything else, ROOM_USER_ADD events and heartbeat echoes, is read and
+//! discarded). Members heartbeat every `--heartbeat-ms` (default: the HELLO's
+//! `hb_int`), spread evenly and never while a round runs, so a long setup does not
+//! time sessions out.
+//!
+//! With `--pid`, the server's CPU is read just before each trigger and again once the
+//! last member has the message (nanoseconds from `/proc/PID/task/*/schedstat`):
+//! `deliveries_per_server_cpu_s` divides by the sum of these round windows;
+//! `window_deliveries_per_server_cpu_s` by the whole measured span, pauses between
+//! rounds (and their heartbeats) included.
 
 use std::time::{Duration, Instant};
 
 use memchr::memmem::Finder;
 
-use super::{add_cpu, note_error, pump, secs, Common};
+use super::chat::{self, Heartbeats};
+use super::{add_cpu, note_error, secs, Common};
 use crate::cli::Args;
-use crate::client::{Action, Closed, Handler, Message, Writer};
+use crate::client::{Action, Client, Closed, Handler, Message, Writer};
 use crate::histogram::Histogram;
 use crate::progress::Progress;
 use crate::report::Report;
@@ -28,10 +44,14 @@ pub struct FanoutOpts {
     pub first_message: bool,
     /// Sent by each member once ready.
     pub join: Option<String>,
-    /// Sent by the extra connection to cause the broadcast.
+    /// Sent by the extra connection to cause the broadcast (not with `--chat`).
     pub trigger: String,
-    /// Substring identifying the broadcast.
+    /// Substring identifying the broadcast (not with `--chat`).
     pub expect: String,
+    /// Chat gateway mode: the token every connection presents.
+    pub chat: Option<String>,
+    /// Chat mode: heartbeat interval in ms (default: the HELLO's `hb_int`).
+    pub heartbeat_ms: Option<u64>,
     /// Broadcasts to measure.
     pub rounds: usize,
     /// Milliseconds to wait after all joined, and between rounds.
@@ -43,13 +63,23 @@ pub struct FanoutOpts {
 impl FanoutOpts {
     /// Parses the `fanout` options.
     pub fn parse(args: &mut Args) -> crate::Result<Self> {
+        let chat = args.opt_str("--chat")?;
+        let (trigger, expect) = match chat {
+            Some(_) => (String::new(), String::new()),
+            None => (
+                args.required("--trigger-message")?,
+                args.required("--expect")?,
+            ),
+        };
         Ok(Self {
             conns: args.get("--conns", 1000)?,
             in_flight: args.get::<usize>("--conns-in-flight", 256)?.max(1),
             first_message: args.flag("--first-message"),
             join: args.opt_str("--join-message")?,
-            trigger: args.required("--trigger-message")?,
-            expect: args.required("--expect")?,
+            trigger,
+            expect,
+            chat,
+            heartbeat_ms: args.opt("--heartbeat-ms")?,
             rounds: args.get::<usize>("--rounds", 5)?.max(1),
             settle_ms: args.get("--settle-ms", 500)?,
             timeout: args.get("--timeout", 10.0)?,
@@ -59,6 +89,12 @@ impl FanoutOpts {
 
 struct FanoutHandler {
     first_message: bool,
+    /// Chat mode: the present message.
+    present: Option<Vec<u8>>,
+    /// Chat mode: heartbeats (created at the first HELLO, or from `--heartbeat-ms`).
+    beats: Option<Heartbeats>,
+    slots: usize,
+    anchor: Instant,
     join: Option<Vec<u8>>,
     expect: Finder<'static>,
     trigger_id: Option<usize>,
@@ -77,7 +113,7 @@ struct FanoutHandler {
 }
 
 impl FanoutHandler {
-    fn make_ready(&mut self, id: usize, out: &mut Writer) {
+    fn make_ready(&mut self, id: usize, out: &mut Writer, now: Instant) {
         if self.ready.len() <= id {
             self.ready.resize(id + 1, false);
             self.got.resize(id + 1, false);
@@ -86,6 +122,9 @@ impl FanoutHandler {
             return;
         }
         self.ready[id] = true;
+        if let Some(beats) = self.beats.as_mut() {
+            beats.add(id, now);
+        }
         if Some(id) == self.trigger_id {
             self.trigger_ready = true;
         } else {
@@ -98,9 +137,9 @@ impl FanoutHandler {
 }
 
 impl Handler for FanoutHandler {
-    fn on_open(&mut self, id: usize, out: &mut Writer, _now: Instant) -> Action {
-        if !self.first_message {
-            self.make_ready(id, out);
+    fn on_open(&mut self, id: usize, out: &mut Writer, now: Instant) -> Action {
+        if !self.first_message && self.present.is_none() {
+            self.make_ready(id, out, now);
         }
         Action::Keep
     }
@@ -113,7 +152,24 @@ impl Handler for FanoutHandler {
         now: Instant,
     ) -> Action {
         if !self.ready.get(id).copied().unwrap_or(false) {
-            self.make_ready(id, out);
+            match &self.present {
+                None => self.make_ready(id, out, now),
+                Some(present) => match chat::function_code(msg.data) {
+                    Some(100) => {
+                        out.text(present);
+                        if self.beats.is_none() {
+                            let ms = chat::hb_int(msg.data).unwrap_or(20_000);
+                            self.beats = Some(Heartbeats::new(
+                                Duration::from_millis(ms),
+                                self.slots,
+                                self.anchor,
+                            ));
+                        }
+                    }
+                    Some(140) => self.make_ready(id, out, now),
+                    _ => {}
+                },
+            }
             return Action::Keep;
         }
         let Some(armed) = self.armed else {
@@ -134,6 +190,9 @@ impl Handler for FanoutHandler {
     }
 
     fn on_closed(&mut self, id: usize, why: Closed, _now: Instant) {
+        if let Some(beats) = self.beats.as_mut() {
+            beats.remove(id);
+        }
         if self.ready.get(id).copied().unwrap_or(false) {
             self.ready[id] = false;
             self.dropped += 1;
@@ -149,9 +208,46 @@ impl Handler for FanoutHandler {
     }
 }
 
+/// Sends the chat heartbeats due by now (none while a round runs).
+fn beat(client: &mut Client, h: &mut FanoutHandler, due: &mut Vec<usize>) {
+    if h.armed.is_some() {
+        return;
+    }
+    let Some(beats) = h.beats.as_mut() else {
+        return;
+    };
+    due.clear();
+    beats.take_due(Instant::now(), due);
+    for &id in due.iter() {
+        client.send_text(id, chat::HEARTBEAT, h);
+    }
+}
+
+/// How long a poll may wait: at most `max`, less if a heartbeat is due sooner.
+fn wait_for(h: &mut FanoutHandler, max: Duration) -> Duration {
+    match h.beats.as_mut().and_then(Heartbeats::next_due) {
+        Some(next) => max.min(next.saturating_duration_since(Instant::now())),
+        None => max,
+    }
+}
+
+/// Polls until `until`, heartbeating in chat mode.
+fn pump(client: &mut Client, h: &mut FanoutHandler, until: Instant) -> crate::Result<()> {
+    let mut due = Vec::new();
+    loop {
+        beat(client, h, &mut due);
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        let wait = wait_for(h, (until - now).min(Duration::from_millis(100)));
+        client.poll(h, wait)?;
+    }
+}
+
 /// Opens `want` connections (counted as members or trigger by `h`) until `done`.
 fn open_all(
-    client: &mut crate::client::Client,
+    client: &mut Client,
     h: &mut FanoutHandler,
     want: usize,
     in_flight: usize,
@@ -160,7 +256,9 @@ fn open_all(
 ) -> crate::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
     let start_failed = h.failed;
+    let mut due = Vec::new();
     while !done(h) {
+        beat(client, h, &mut due);
         if Instant::now() > deadline || h.failed - start_failed > 100 {
             let why = h.first_error.as_deref().unwrap_or("timeout");
             return Err(format!("fanout: could not open connections: {why}").into());
@@ -171,7 +269,8 @@ fn open_all(
             client.connect()?;
             connecting += 1;
         }
-        client.poll(h, Duration::from_millis(20))?;
+        let wait = wait_for(h, Duration::from_millis(20));
+        client.poll(h, wait)?;
         if progress.due(Instant::now()) {
             progress.say(format_args!("fanout: {} members ready", h.members_ready));
         }
@@ -182,8 +281,17 @@ fn open_all(
 /// Runs the benchmark and returns its report.
 pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
     let mut client = common.client()?;
+    let anchor = Instant::now();
+    let n = o.conns;
     let mut h = FanoutHandler {
         first_message: o.first_message,
+        present: o.chat.as_deref().map(chat::present),
+        beats: o
+            .heartbeat_ms
+            .filter(|_| o.chat.is_some())
+            .map(|ms| Heartbeats::new(Duration::from_millis(ms), n + 1, anchor)),
+        slots: n + 1,
+        anchor,
         join: o.join.clone().map(String::into_bytes),
         expect: Finder::new(o.expect.as_bytes()).into_owned(),
         trigger_id: None,
@@ -200,7 +308,7 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
         first_error: None,
     };
     let mut progress = Progress::new(common.quiet);
-    let n = o.conns;
+    let open_start = Instant::now();
     open_all(
         &mut client,
         &mut h,
@@ -218,6 +326,7 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
         |h| h.trigger_ready,
         &mut progress,
     )?;
+    let open_s = open_start.elapsed().as_secs_f64();
     pump(
         &mut client,
         &mut h,
@@ -225,29 +334,47 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
     )?;
 
     let trigger_id = h.trigger_id.expect("trigger connected");
+    let nonce = crate::rng::Rng::from_time().next_u64() & 0xff_ffff_ffff;
     let mut lasts = Vec::with_capacity(o.rounds);
     let (mut deliveries, mut missed) = (0u64, 0u64);
+    let mut round_cpu_s = common.probe.as_ref().map(|_| 0.0);
     let window = common.start_window()?;
     for round in 1..=o.rounds {
+        let trigger = match o.chat {
+            Some(_) => {
+                // Unique per round, so a late copy of an earlier round never counts.
+                let content = format!("fanout-{nonce:x}-{round}");
+                h.expect = Finder::new(format!("\"{content}\"").as_bytes()).into_owned();
+                chat::message_create(&content)
+            }
+            None => o.trigger.clone().into_bytes(),
+        };
         h.got.fill(false);
         (h.got_now, h.last) = (0, Duration::ZERO);
         let expected = h.members_ready;
+        let cpu0 = common.probe.as_ref().map(|p| p.cpu_s()).transpose()?;
         h.armed = Some(Instant::now());
-        if !client.send_text(trigger_id, o.trigger.as_bytes(), &mut h) {
+        if !client.send_text(trigger_id, &trigger, &mut h) {
             return Err("fanout: trigger connection is gone".into());
         }
         let deadline = Instant::now() + secs(o.timeout);
         while h.got_now < h.members_ready && Instant::now() < deadline {
             client.poll(&mut h, Duration::from_millis(10))?;
         }
+        let cpu1 = common.probe.as_ref().map(|p| p.cpu_s()).transpose()?;
         h.armed = None;
+        let round_cpu = cpu0.zip(cpu1).map(|(a, b)| (b - a).max(0.0));
+        if let (Some(total), Some(c)) = (round_cpu_s.as_mut(), round_cpu) {
+            *total += c;
+        }
         deliveries += h.got_now as u64;
         missed += expected.saturating_sub(h.got_now) as u64;
         lasts.push(h.last);
         progress.say(format_args!(
-            "fanout: round {round}: {}/{expected} got it, last after {:.3} ms",
+            "fanout: round {round}: {}/{expected} got it, last after {:.3} ms{}",
             h.got_now,
-            h.last.as_secs_f64() * 1e3
+            h.last.as_secs_f64() * 1e3,
+            round_cpu.map_or(String::new(), |c| format!(", server CPU {:.3} ms", c * 1e3))
         ));
         if round < o.rounds {
             pump(
@@ -263,13 +390,19 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
     let busy: f64 = lasts.iter().map(Duration::as_secs_f64).sum();
     lasts.sort();
     let mut r = common.report("fanout");
-    r.set("conns", n)
+    r.set("protocol", if o.chat.is_some() { "chat" } else { "text" })
+        .set("conns", n)
         .set("rounds", o.rounds)
         .set("deliveries", deliveries)
         .set("missed", missed)
         .set_f(
             "last_ms_p50",
             Some(lasts[lasts.len() / 2].as_secs_f64() * 1e3),
+            3,
+        )
+        .set_f(
+            "last_ms_min",
+            lasts.first().map(|d| d.as_secs_f64() * 1e3),
             3,
         )
         .set_f(
@@ -283,14 +416,29 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
             1,
         )
         .set_f("p50_us", Some(h.hist.quantile_us(0.5)), 1)
-        .set_f("p99_us", Some(h.hist.quantile_us(0.99)), 1);
+        .set_f("p99_us", Some(h.hist.quantile_us(0.99)), 1)
+        .set_f("round_server_cpu_ms", round_cpu_s.map(|s| s * 1e3), 3)
+        .set_f(
+            "deliveries_per_server_cpu_s",
+            round_cpu_s
+                .filter(|&s| s > 0.0)
+                .map(|s| deliveries as f64 / s),
+            1,
+        )
+        .set_f(
+            "round_server_cpu",
+            round_cpu_s.map(|s| s / busy.max(1e-9)),
+            3,
+        );
     add_cpu(
         &mut r,
         &cpu,
         deliveries as f64,
-        "deliveries_per_server_cpu_s",
+        "window_deliveries_per_server_cpu_s",
     );
-    r.set("failed", h.failed).set("dropped", h.dropped);
+    r.set_f("open_s", Some(open_s), 2)
+        .set("failed", h.failed)
+        .set("dropped", h.dropped);
     if let Some(e) = &h.first_error {
         r.set("first_error", e.as_str());
     }

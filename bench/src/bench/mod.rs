@@ -1,8 +1,10 @@
 //! The load generator's subcommands, one module each, and the options they share.
 
+pub mod chat;
 pub mod echo;
 pub mod fanout;
 pub mod idle;
+pub mod sessions;
 pub mod upgrades;
 
 use std::net::IpAddr;

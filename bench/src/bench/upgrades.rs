@@ -4,9 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use memchr::memmem;
-
-use super::{add_cpu, note_error, secs, Common};
+use super::{add_cpu, chat, note_error, secs, Common};
 use crate::cli::Args;
 use crate::client::{Action, CloseMode, Closed, Handler, Message, Writer};
 use crate::histogram::Histogram;
@@ -97,16 +95,6 @@ impl UpgradeHandler {
     }
 }
 
-/// True if a chat message carries field `"f"` equal to `code`: `tight` is the
-/// `"f":N` spelling and `spaced` the `"f": N` one.
-fn has_f(data: &[u8], tight: &[u8], spaced: &[u8]) -> bool {
-    let found = |pat: &[u8]| {
-        memmem::find_iter(data, pat)
-            .any(|i| !data.get(i + pat.len()).is_some_and(u8::is_ascii_digit))
-    };
-    found(tight) || found(spaced)
-}
-
 impl Handler for UpgradeHandler {
     fn on_open(&mut self, id: usize, _out: &mut Writer, now: Instant) -> Action {
         match self.goal {
@@ -124,14 +112,12 @@ impl Handler for UpgradeHandler {
     ) -> Action {
         match (&self.goal, self.slots[id].1) {
             (Goal::FirstMessage, Stage::Pending) => self.complete(id, now),
-            (Goal::Chat(_), Stage::Pending) if has_f(msg.data, br#""f":100"#, br#""f": 100"#) => {
+            (Goal::Chat(_), Stage::Pending) if chat::has_f(msg.data, 100) => {
                 out.text(&self.identify);
                 self.slots[id].1 = Stage::Identified;
                 Action::Keep
             }
-            (Goal::Chat(_), Stage::Identified)
-                if has_f(msg.data, br#""f":140"#, br#""f": 140"#) =>
-            {
+            (Goal::Chat(_), Stage::Identified) if chat::has_f(msg.data, 140) => {
                 self.complete(id, now)
             }
             _ => Action::Keep,
@@ -150,13 +136,13 @@ impl Handler for UpgradeHandler {
 pub fn run(common: &Common, o: &UpgradeOpts) -> crate::Result<Report> {
     let mut client = common.client()?;
     let identify = match &o.goal {
-        Goal::Chat(token) => serde_json::json!({"f": 110, "cnf": {"token": token}}).to_string(),
-        _ => String::new(),
+        Goal::Chat(token) => chat::present(token),
+        _ => Vec::new(),
     };
     let mut h = UpgradeHandler {
         goal: o.goal.clone(),
         close: o.close,
-        identify: identify.into_bytes(),
+        identify,
         slots: Vec::new(),
         hist: Histogram::new(),
         done: 0,

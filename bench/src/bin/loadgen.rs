@@ -2,7 +2,7 @@
 //!
 //! Run `loadgen help` for the subcommands and options.
 
-use postern_bench::bench::{echo, fanout, idle, upgrades, Common};
+use postern_bench::bench::{echo, fanout, idle, sessions, upgrades, Common};
 use postern_bench::cli::Args;
 
 const USAGE: &str = "\
@@ -23,6 +23,12 @@ subcommands:
             [--settle-ms MS] [--open-timeout S]
   fanout    --conns N --trigger-message TEXT --expect SUBSTRING [--join-message TEXT]
             [--first-message] [--rounds R] [--settle-ms MS] [--timeout S] [--conns-in-flight K]
+  fanout    --chat TOKEN --conns N [--heartbeat-ms MS] [--rounds R] [--settle-ms MS] ...
+            chat gateway: N members present; one more sends MESSAGE_CREATE each round
+  sessions  --token TOKEN --conns N --pid PID [--heartbeat-ms MS] [--hold S]
+            [--conns-in-flight K] [--settle-ms MS] [--open-timeout S]
+            chat gateway: N identified sessions heartbeating, spread evenly; server CPU
+            share over the hold, RSS per session, sessions closed
 
 output: progress on stderr, then a table and one JSON line per result on stdout.";
 
@@ -67,6 +73,12 @@ fn run() -> postern_bench::Result<()> {
             args.finish()?;
             check_fds(o.conns + 1, limit)?;
             fanout::run(&common, &o)?
+        }
+        "sessions" => {
+            let o = sessions::SessionsOpts::parse(&mut args)?;
+            args.finish()?;
+            check_fds(o.conns, limit)?;
+            sessions::run(&common, &o)?
         }
         other => return Err(format!("unknown subcommand {other:?}\n{USAGE}").into()),
     };
