@@ -159,7 +159,10 @@ fn id_from_number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u6
     }
     match Id::deserialize(d)? {
         Id::Number(n) => Ok(n),
-        Id::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        Id::Text(t) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) => {
+            t.parse().map_err(serde::de::Error::custom)
+        }
+        Id::Text(_) => Err(serde::de::Error::custom("id is not a string of digits")),
     }
 }
 

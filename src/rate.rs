@@ -15,7 +15,7 @@ impl TokenBucket {
     /// A full bucket.
     pub fn full(now: Millis, capacity: u32, window: Millis) -> TokenBucket {
         TokenBucket {
-            credit: u64::from(capacity) * window.0.max(1),
+            credit: u64::from(capacity).saturating_mul(window.0.max(1)),
             last: now,
         }
     }
@@ -24,7 +24,9 @@ impl TokenBucket {
     pub fn is_full(&self, now: Millis, capacity: u32, window: Millis) -> bool {
         let window = window.0.max(1);
         let elapsed = now.saturating_since(self.last).0;
-        self.credit + elapsed.saturating_mul(u64::from(capacity)) >= u64::from(capacity) * window
+        self.credit
+            .saturating_add(elapsed.saturating_mul(u64::from(capacity)))
+            >= u64::from(capacity).saturating_mul(window)
     }
 
     /// Takes one token if there is one.
@@ -32,8 +34,11 @@ impl TokenBucket {
         let window = window.0.max(1);
         let elapsed = now.saturating_since(self.last).0;
         self.last = now.max(self.last);
-        let max = u64::from(capacity) * window;
-        self.credit = (self.credit + elapsed.saturating_mul(u64::from(capacity))).min(max);
+        let max = u64::from(capacity).saturating_mul(window);
+        self.credit = self
+            .credit
+            .saturating_add(elapsed.saturating_mul(u64::from(capacity)))
+            .min(max);
         if self.credit >= window {
             self.credit -= window;
             true

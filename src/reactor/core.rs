@@ -71,6 +71,9 @@ pub(crate) mod flag {
     pub const REFUSED: u16 = 256;
     /// Counted in the per-address table.
     pub const COUNTED: u16 = 512;
+    /// The peer's FIN (or an error) was reported: read until EOF, never stop at a short
+    /// read (epoll, edge-triggered, will not report the FIN again).
+    pub const PEER_CLOSED: u16 = 1024;
 }
 
 /// One connection's slot: everything it owns. Idle, it holds no heap memory beyond the

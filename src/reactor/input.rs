@@ -85,12 +85,17 @@ impl<A: App> Reactor<A> {
                     entry.rx = rx;
                     break;
                 }
+                ReadOutcome::Eof if !entry.outbox.is_empty() => {
+                    // The peer half-closed after its last bytes, and their answer (a 101, an
+                    // echo, a Close) is still queued: write it, then close.
+                    if let Some(state) = entry.state.take() {
+                        self.core.closed.push_back((id, state, Closed::Dropped));
+                    }
+                    self.core.finish(id);
+                    break;
+                }
                 ReadOutcome::Eof | ReadOutcome::Failed => {
-                    let why = match &entry.phase {
-                        Phase::Draining => Closed::Dropped,
-                        _ => Closed::Dropped,
-                    };
-                    self.core.remove(id, why);
+                    self.core.remove(id, Closed::Dropped);
                     break;
                 }
             };
@@ -118,8 +123,13 @@ impl<A: App> Reactor<A> {
             }
             self.deliver_closed();
             budget = budget.saturating_sub(n);
-            if n < asked {
+            let peer_closed = self
+                .core
+                .get(id)
+                .is_some_and(|e| e.flags & flag::PEER_CLOSED != 0);
+            if n < asked && !peer_closed {
                 // A short read emptied the socket; epoll (edge-triggered) reports new data.
+                // Not so a FIN that came with this data: then read on until EOF.
                 break;
             }
             if budget == 0 {

@@ -251,6 +251,11 @@ impl<A: App> Reactor<A> {
                 WAKER => {}
                 token => {
                     let id = ConnId::from_token(token);
+                    if event.is_read_closed() || event.is_error() {
+                        if let Some(entry) = self.core.get_mut(id) {
+                            entry.flags |= flag::PEER_CLOSED;
+                        }
+                    }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
                         self.read_conn(id);
                     }

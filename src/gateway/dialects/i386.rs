@@ -58,7 +58,11 @@ impl Number<'_> {
     fn get(&self) -> Option<u64> {
         match self {
             Number::Int(n) => Some(*n),
-            Number::Text(s) => s.parse().ok(),
+            // Digits only: `u64::from_str` would also take a leading `+`.
+            Number::Text(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse().ok()
+            }
+            Number::Text(_) => None,
         }
     }
 }

@@ -1,0 +1,4 @@
+//! Fuzz target `upgrade_request`: see docs/FUZZING.md and the harness it calls.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| postern_fuzz::checks::upgrade_request(data));
