@@ -7,15 +7,15 @@
 //!
 //! The protocol, every event and every error code: docs/protocols/chat.md.
 
-#[path = "support/signals.rs"]
-mod signals;
+#[path = "support/serve.rs"]
+mod serve;
 
 use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
     random_hex, secret_eq, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler,
     SessionId,
 };
-use postern::{Config, Millis, Reactor};
+use postern::{Config, Millis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -422,20 +422,5 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     let gateway = Gateway::new(chat, I386, gateway_config);
-    let mut reactor = match Reactor::bind(options.listen, config, gateway) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("chat: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    signals::shutdown_on_signals(reactor.remote());
-    eprintln!("listening on {}", reactor.local_addr());
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("chat: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::serve("chat", options.listen, config, gateway)
 }

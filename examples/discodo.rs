@@ -12,8 +12,8 @@
 //! 300000). Prints `listening on ADDR` on stderr when ready. The protocol, every op and
 //! every error: docs/protocols/discodo.md.
 
-#[path = "support/signals.rs"]
-mod signals;
+#[path = "support/serve.rs"]
+mod serve;
 
 use postern::gateway::dialects::discodo::{code, write_heartbeat_ack, write_payload, Discodo};
 use postern::gateway::secret::{random_hex, secret_eq};
@@ -21,7 +21,7 @@ use postern::gateway::{
     write_json_str, Admit, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };
 use postern::timer::TimerId;
-use postern::{Config, ConnId, Millis, Reactor, Request};
+use postern::{Config, ConnId, Millis, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -450,20 +450,5 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     let gateway = Gateway::new(node, Discodo, gateway_config);
-    let mut reactor = match Reactor::bind(options.listen, config, gateway) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("discodo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    signals::shutdown_on_signals(reactor.remote());
-    eprintln!("listening on {}", reactor.local_addr());
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("discodo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::serve("discodo", options.listen, config, gateway)
 }

@@ -12,8 +12,8 @@
 mod player;
 #[path = "support/rest.rs"]
 mod rest;
-#[path = "support/signals.rs"]
-mod signals;
+#[path = "support/serve.rs"]
+mod serve;
 
 use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nexus::{code, reason, Nexus};
@@ -527,11 +527,5 @@ fn main() -> ExitCode {
         ..Config::default()
     };
     let gateway = Gateway::new(server, Nexus, gateway_config);
-    rest::serve(
-        "nexus",
-        listen,
-        config,
-        gateway,
-        signals::shutdown_on_signals,
-    )
+    serve::serve("nexus", listen, config, gateway)
 }

@@ -14,8 +14,8 @@
 mod player;
 #[path = "support/rest.rs"]
 mod rest;
-#[path = "support/signals.rs"]
-mod signals;
+#[path = "support/serve.rs"]
+mod serve;
 
 use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nightingale::Nightingale;
@@ -536,11 +536,5 @@ fn main() -> ExitCode {
         next_track: 0,
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);
-    rest::serve(
-        "nightingale",
-        listen,
-        Config::default(),
-        gateway,
-        signals::shutdown_on_signals,
-    )
+    serve::serve("nightingale", listen, Config::default(), gateway)
 }

@@ -11,15 +11,15 @@
 //! stderr when ready. The protocol, the REST API and every close code:
 //! docs/protocols/rooms.md.
 
-#[path = "support/signals.rs"]
-mod signals;
+#[path = "support/serve.rs"]
+mod serve;
 
 use postern::gateway::dialects::rooms::{code, event, write_packet, Rooms, SERVER_HEARTBEAT};
 use postern::gateway::secret::{random_hex, secret_eq};
 use postern::gateway::SessionId;
 use postern::gateway::{Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler};
 use postern::http::percent_decode;
-use postern::{Config, ConnId, Millis, Reactor, Request, Response};
+use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -496,20 +496,5 @@ fn main() -> ExitCode {
         closed: HashSet::new(),
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
-    let mut reactor = match Reactor::bind(options.listen, Config::default(), gateway) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rooms: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    signals::shutdown_on_signals(reactor.remote());
-    eprintln!("listening on {}", reactor.local_addr());
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("rooms: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::serve("rooms", options.listen, Config::default(), gateway)
 }

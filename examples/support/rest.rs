@@ -3,10 +3,9 @@
 //! run).
 #![allow(dead_code)]
 
-use postern::gateway::{random_hex, write_json_str, Gateway, GwCommand, Handler};
-use postern::{Config, Reactor, Remote, Request, Response};
+use postern::gateway::{random_hex, write_json_str};
+use postern::{Request, Response};
 use std::net::SocketAddr;
-use std::process::ExitCode;
 
 /// A JSON object written member by member, in the order given.
 #[derive(Debug, Default)]
@@ -173,31 +172,4 @@ pub fn password(given: Option<String>) -> Option<String> {
         eprintln!("no --password given: the password is {p}");
         Some(p)
     })
-}
-
-/// Binds, lets `signals` watch the reactor, prints `listening on ADDR` and runs until a
-/// graceful shutdown completes.
-pub fn serve<H: Handler>(
-    name: &str,
-    listen: SocketAddr,
-    config: Config,
-    gateway: Gateway<H>,
-    signals: impl FnOnce(Remote<GwCommand<H::Command>>),
-) -> ExitCode {
-    let mut reactor = match Reactor::bind(listen, config, gateway) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    signals(reactor.remote());
-    eprintln!("listening on {}", reactor.local_addr());
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("{name}: {e}");
-            ExitCode::FAILURE
-        }
-    }
 }

@@ -1,0 +1,54 @@
+//! Start-up shared by the example servers: bind, SIGINT/SIGTERM → graceful shutdown,
+//! `listening on ADDR` on stderr, run until the reactor stops.
+
+use postern::{App, Config, Reactor, Remote};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+/// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown of the
+/// reactor behind `remote`, and a second one into an immediate exit.
+pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
+        Ok(signals) => signals,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "cannot watch signals: {e}");
+            return;
+        }
+    };
+    std::thread::spawn(move || {
+        let mut seen = 0;
+        for _ in signals.forever() {
+            seen += 1;
+            if seen == 1 {
+                // Never panic here (a closed stderr): the shutdown must happen.
+                let _ = writeln!(std::io::stderr(), "shutting down");
+                remote.shutdown();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// Binds `listen`, installs the signal handling, prints `listening on ADDR`, and runs `app`
+/// until a graceful shutdown completes. `name` prefixes error messages.
+pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> ExitCode {
+    let mut reactor = match Reactor::bind(listen, config, app) {
+        Ok(reactor) => reactor,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    shutdown_on_signals(reactor.remote());
+    let _ = writeln!(std::io::stderr(), "listening on {}", reactor.local_addr());
+    match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
