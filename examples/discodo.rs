@@ -422,18 +422,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let password = match options.password {
-        Some(password) => password,
-        None => match random_hex(12) {
-            Ok(password) => {
-                eprintln!("no --password given: using {password}");
-                password
-            }
-            Err(e) => {
-                eprintln!("discodo: no randomness for a password: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let Some(password) = serve::secret_or_random(options.password, "--password", "password", 12)
+    else {
+        eprintln!("discodo: no randomness for a password");
+        return ExitCode::FAILURE;
     };
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     // Heartbeats are ops here (see the dialect): a generous command allowance.

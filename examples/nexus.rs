@@ -505,7 +505,7 @@ fn main() -> ExitCode {
         eprintln!("{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N]");
         return ExitCode::from(2);
     }
-    let Some(password) = rest::password(password) else {
+    let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
         eprintln!("nexus: no randomness for a password");
         return ExitCode::FAILURE;
     };

@@ -520,7 +520,7 @@ fn main() -> ExitCode {
         eprintln!("{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N]");
         return ExitCode::from(2);
     }
-    let Some(password) = rest::password(password) else {
+    let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
         eprintln!("nightingale: no randomness for a password");
         return ExitCode::FAILURE;
     };

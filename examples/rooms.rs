@@ -15,7 +15,7 @@
 mod serve;
 
 use postern::gateway::dialects::rooms::{code, event, write_packet, Rooms, SERVER_HEARTBEAT};
-use postern::gateway::secret::{random_hex, secret_eq};
+use postern::gateway::secret::secret_eq;
 use postern::gateway::SessionId;
 use postern::gateway::{Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler};
 use postern::http::percent_decode;
@@ -468,22 +468,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let admin_token = match options.admin_token {
-        Some(token) => token,
-        None => match random_hex(16) {
-            Ok(token) => {
-                eprintln!("no --admin-token given: using {token}");
-                token
-            }
-            Err(e) => {
-                eprintln!("rooms: no randomness for an admin token: {e}");
-                return ExitCode::FAILURE;
-            }
-        },
+    let Some(admin_token) =
+        serve::secret_or_random(options.admin_token, "--admin-token", "admin token", 16)
+    else {
+        eprintln!("rooms: no randomness for an admin token");
+        return ExitCode::FAILURE;
     };
     let interval = options.heartbeat;
     let mut gateway_config = GatewayConfig::with_heartbeat(interval);
-    // "Within each interval": a fifth of an interval of slack for the network.
     // Half an interval of slack: a client heartbeating every N ms on a loaded machine must
     // not be dropped for a late timer.
     gateway_config.heartbeat_grace = Millis(interval.0 / 2);

@@ -3,7 +3,7 @@
 //! run).
 #![allow(dead_code)]
 
-use postern::gateway::{random_hex, write_json_str};
+use postern::gateway::write_json_str;
 use postern::{Request, Response};
 use std::net::SocketAddr;
 
@@ -163,13 +163,4 @@ pub fn options(
 /// Parses `--listen`'s value.
 pub fn listen(value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|e| format!("--listen: {e}"))
-}
-
-/// The password given, or a random one printed on stderr.
-pub fn password(given: Option<String>) -> Option<String> {
-    given.or_else(|| {
-        let p = random_hex(12).ok()?;
-        eprintln!("no --password given: the password is {p}");
-        Some(p)
-    })
 }

@@ -52,3 +52,20 @@ pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> 
         }
     }
 }
+
+/// The secret given with `flag`, or else a random one (`bytes` random bytes as hex),
+/// printed on stderr as `no FLAG given: the WHAT is SECRET` so the operator can use it.
+/// `None` only when the OS has no randomness.
+#[allow(dead_code)] // not every example that includes this file has a secret
+pub fn secret_or_random(
+    given: Option<String>,
+    flag: &str,
+    what: &str,
+    bytes: usize,
+) -> Option<String> {
+    given.or_else(|| {
+        let secret = postern::gateway::random_hex(bytes).ok()?;
+        let _ = writeln!(std::io::stderr(), "no {flag} given: the {what} is {secret}");
+        Some(secret)
+    })
+}
