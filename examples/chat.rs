@@ -349,6 +349,7 @@ struct Options {
     resume_window: Millis,
     max_payload: usize,
     large_threshold: usize,
+    limits: Config,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -359,10 +360,14 @@ fn parse_args() -> Result<Options, String> {
         resume_window: Millis(60_000),
         max_payload: 4096,
         large_threshold: 250,
+        limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        if serve::limit_option(&mut o.limits, &arg, &value)? {
+            continue;
+        }
         let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
@@ -393,7 +398,7 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N]");
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -419,7 +424,7 @@ fn main() -> ExitCode {
     };
     let config = Config {
         max_payload: options.max_payload,
-        ..Config::default()
+        ..options.limits
     };
     let gateway = Gateway::new(chat, I386, gateway_config);
     serve::serve("chat", options.listen, config, gateway)

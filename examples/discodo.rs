@@ -390,6 +390,7 @@ struct Options {
     password: Option<String>,
     heartbeat: Millis,
     vc_timeout: Millis,
+    limits: Config,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -398,10 +399,14 @@ fn parse_args() -> Result<Options, String> {
         password: None,
         heartbeat: Millis(15_000),
         vc_timeout: Millis(300_000),
+        limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        if serve::limit_option(&mut o.limits, &arg, &value)? {
+            continue;
+        }
         let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
@@ -418,7 +423,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N]");
+            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -439,7 +444,7 @@ fn main() -> ExitCode {
     let config = Config {
         // Forwarded Discord events can be large.
         max_payload: 1024 * 1024,
-        ..Config::default()
+        ..options.limits
     };
     let gateway = Gateway::new(node, Discodo, gateway_config);
     serve::serve("discodo", options.listen, config, gateway)

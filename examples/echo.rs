@@ -5,10 +5,16 @@
 //! ```
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9001), `--max-payload BYTES` (default 4096,
-//! at most 16 MiB). Prints `listening on ADDR` on stderr when ready. This is the server the
-//! Autobahn conformance run and the throughput benchmarks talk to.
+//! at most 16 MiB), and the connection limits every example takes (`--max-connections`,
+//! `--max-conns-per-ip`, `--new-conns-per-ip`, `--limit-loopback`; see
+//! `examples/support/serve.rs`). Prints `listening on ADDR` on stderr when ready; SIGINT or
+//! SIGTERM shuts it down gracefully. This is the server the Autobahn conformance run and the
+//! throughput benchmarks talk to.
 
-use postern::{Accept, App, Config, ConnId, Ctx, Message, Reactor, Request};
+#[path = "support/serve.rs"]
+mod serve;
+
+use postern::{Accept, App, Config, ConnId, Ctx, Message, Request};
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -35,20 +41,20 @@ fn parse_args() -> Result<(SocketAddr, Config), String> {
     let mut config = Config::default();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
-        let mut value = |name: &str| args.next().ok_or(format!("{name} needs a value"));
+        if arg == "-h" || arg == "--help" {
+            return Err(format!(
+                "usage: echo [--listen ADDR] [--max-payload BYTES] {}",
+                serve::LIMIT_USAGE
+            ));
+        }
+        let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        if serve::limit_option(&mut config, &arg, &value)? {
+            continue;
+        }
         match arg.as_str() {
-            "--listen" => {
-                listen = value("--listen")?
-                    .parse()
-                    .map_err(|e| format!("--listen: {e}"))?
-            }
+            "--listen" => listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--max-payload" => {
-                config.max_payload = value("--max-payload")?
-                    .parse()
-                    .map_err(|e| format!("--max-payload: {e}"))?
-            }
-            "-h" | "--help" => {
-                return Err("usage: echo [--listen ADDR] [--max-payload BYTES]".into());
+                config.max_payload = value.parse().map_err(|e| format!("--max-payload: {e}"))?
             }
             other => return Err(format!("unknown option {other}")),
         }
@@ -66,19 +72,5 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut reactor = match Reactor::bind(listen, config, Echo) {
-        Ok(reactor) => reactor,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    eprintln!("listening on {}", reactor.local_addr());
-    match reactor.run() {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("echo: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    serve::serve("echo", listen, config, Echo)
 }

@@ -489,7 +489,11 @@ impl Handler for NexusServer {
 fn main() -> ExitCode {
     let mut listen = ([127, 0, 0, 1], 9000).into();
     let (mut password, mut heartbeat) = (None, Millis(30_000));
+    let mut limits = Config::default();
     let parsed = rest::options(std::env::args().skip(1), |name, value| {
+        if serve::limit_option(&mut limits, name, &value)? {
+            return Ok(());
+        }
         match name {
             "--listen" => listen = rest::listen(&value)?,
             "--password" => password = Some(value),
@@ -502,7 +506,10 @@ fn main() -> ExitCode {
         Ok(())
     });
     if let Err(e) = parsed {
-        eprintln!("{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N]");
+        eprintln!(
+            "{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N] {}",
+            serve::LIMIT_USAGE
+        );
         return ExitCode::from(2);
     }
     let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
@@ -524,7 +531,7 @@ fn main() -> ExitCode {
     // Discord's voice state payloads (with a member object) can pass 4 KiB.
     let config = Config {
         max_payload: 64 * 1024,
-        ..Config::default()
+        ..limits
     };
     let gateway = Gateway::new(server, Nexus, gateway_config);
     serve::serve("nexus", listen, config, gateway)

@@ -501,7 +501,11 @@ impl Handler for NightingaleServer {
 fn main() -> ExitCode {
     let mut listen = ([127, 0, 0, 1], 9005).into();
     let (mut password, mut window) = (None, Millis(60_000));
+    let mut limits = Config::default();
     let parsed = rest::options(std::env::args().skip(1), |name, value| {
+        if serve::limit_option(&mut limits, name, &value)? {
+            return Ok(());
+        }
         match name {
             "--listen" => listen = rest::listen(&value)?,
             "--password" => password = Some(value),
@@ -517,7 +521,10 @@ fn main() -> ExitCode {
         Ok(())
     });
     if let Err(e) = parsed {
-        eprintln!("{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N]");
+        eprintln!(
+            "{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N] {}",
+            serve::LIMIT_USAGE
+        );
         return ExitCode::from(2);
     }
     let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
@@ -536,5 +543,5 @@ fn main() -> ExitCode {
         next_track: 0,
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);
-    serve::serve("nightingale", listen, Config::default(), gateway)
+    serve::serve("nightingale", listen, limits, gateway)
 }

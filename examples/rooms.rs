@@ -436,6 +436,7 @@ struct Options {
     listen: SocketAddr,
     admin_token: Option<String>,
     heartbeat: Millis,
+    limits: Config,
 }
 
 fn parse_args() -> Result<Options, String> {
@@ -443,10 +444,14 @@ fn parse_args() -> Result<Options, String> {
         listen: ([127, 0, 0, 1], 9003).into(),
         admin_token: None,
         heartbeat: Millis(30_000),
+        limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
+        if serve::limit_option(&mut o.limits, &arg, &value)? {
+            continue;
+        }
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--admin-token" if !value.is_empty() => o.admin_token = Some(value),
@@ -464,7 +469,10 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N]");
+            eprintln!(
+                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] {}",
+                serve::LIMIT_USAGE
+            );
             return ExitCode::from(2);
         }
     };
@@ -488,5 +496,5 @@ fn main() -> ExitCode {
         closed: HashSet::new(),
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
-    serve::serve("rooms", options.listen, Config::default(), gateway)
+    serve::serve("rooms", options.listen, options.limits, gateway)
 }

@@ -69,3 +69,41 @@ pub fn secret_or_random(
         Some(secret)
     })
 }
+
+/// The connection-limit options every example accepts, for its usage line.
+#[allow(dead_code)] // not every example prints a usage line
+pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
+     [--new-conns-per-ip N] [--limit-loopback true|false]";
+
+/// Applies `flag value` to `config` if `flag` is one of the connection limits shared by the
+/// examples (see `postern::Config` for what each bounds and its default):
+///
+/// - `--max-connections N`: the global cap (`503` beyond it);
+/// - `--max-conns-per-ip N`: open sockets per source address (`429` beyond it);
+/// - `--new-conns-per-ip N`: new connections per second per source address (`429`);
+/// - `--limit-loopback true|false`: whether the per-address limits also apply to
+///   127.0.0.0/8 and ::1 (exempt by default, for local proxies and load tests).
+///
+/// Returns `Ok(false)` for any other flag, so callers try it first and fall through.
+#[allow(dead_code)] // included by examples that parse their own options
+pub fn limit_option(config: &mut Config, flag: &str, value: &str) -> Result<bool, String> {
+    let number = || {
+        value
+            .parse::<u32>()
+            .map_err(|e| format!("{flag}: {e} (want a whole number)"))
+    };
+    match flag {
+        "--max-connections" => config.max_connections = number()?.max(1) as usize,
+        "--max-conns-per-ip" => config.max_connections_per_ip = number()?.max(1) as usize,
+        "--new-conns-per-ip" => config.new_connections_per_ip = number()?.max(1),
+        "--limit-loopback" => {
+            config.limit_loopback = match value {
+                "true" | "yes" | "1" => true,
+                "false" | "no" | "0" => false,
+                _ => return Err(format!("{flag}: want true or false, not {value:?}")),
+            }
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
+}

@@ -14,14 +14,18 @@ pub struct ReplayBuffer {
 impl ReplayBuffer {
     /// Records event `seq` (strictly above the previous one), dropping the oldest events
     /// while over either bound.
+    ///
+    /// Room is made before the push, so a full buffer never grows its storage: at 256
+    /// events its `VecDeque` stays at 256 slots (pushing first would double it to 512).
     pub fn push(&mut self, seq: u64, payload: SharedPayload, max_events: usize, max_bytes: usize) {
         self.bytes += payload.len();
-        self.events.push_back((seq, payload));
-        while self.events.len() > max_events || (self.bytes > max_bytes && self.events.len() > 1) {
-            if let Some((_, old)) = self.events.pop_front() {
-                self.bytes -= old.len();
+        while self.events.len() >= max_events || self.bytes > max_bytes {
+            match self.events.pop_front() {
+                Some((_, old)) => self.bytes -= old.len(),
+                None => break, // the new event alone is over the byte bound: keep it
             }
         }
+        self.events.push_back((seq, payload));
         if max_events == 0 {
             self.events.clear();
             self.bytes = 0;
@@ -102,5 +106,21 @@ mod tests {
         assert_eq!((r.len(), r.bytes()), (1, 600));
         assert!(r.since(0, 2).is_none());
         assert!(r.since(1, 2).is_some());
+    }
+
+    #[test]
+    fn a_full_buffer_never_grows_its_storage() {
+        let mut r = ReplayBuffer::default();
+        for seq in 1..=1000 {
+            r.push(seq, p(10), 256, 1 << 20);
+        }
+        assert_eq!(r.len(), 256);
+        assert_eq!(r.events.capacity(), 256);
+        assert!(r.since(744, 1000).is_some() && r.since(743, 1000).is_none());
+        // An event alone over the byte bound is still kept (the newest one).
+        r.push(1001, p(5000), 256, 1000);
+        assert_eq!((r.len(), r.bytes()), (1, 5000));
+        r.push(1002, p(10), 0, 1000);
+        assert!(r.is_empty());
     }
 }

@@ -394,6 +394,51 @@ async def test_oversize_payload_is_closed_with_1009():
         await c.expect_close(1009)
 
 
+async def test_connection_limit_flags_answer_429_and_503():
+    # Per-address limits apply to loopback only with --limit-loopback true.
+    async with Server(CALM, "--limit-loopback", "true", "--max-conns-per-ip", "2",
+                      "--new-conns-per-ip", "100") as server:
+        a, _ = await server.login(ALICE)
+        b, _ = await server.login(BOB)
+        try:
+            await server.connect_raw()
+        except websockets.InvalidStatus as e:
+            assert e.response.status_code == 429, e
+            assert e.response.headers.get("Retry-After") == "1", e.response.headers
+        else:
+            raise AssertionError("a third connection from one address was accepted")
+        await a.expect_event("ROOM_USER_ADD")  # bob
+        await a.heartbeat()  # the others are not disturbed
+        await b.close()
+        await asyncio.sleep(0.1)
+        c = await server.connect()  # a freed place is usable again
+        await c.close()
+    async with Server(CALM, "--limit-loopback", "true", "--new-conns-per-ip", "3") as server:
+        held = [await server.connect() for _ in range(3)]
+        try:
+            await server.connect_raw()
+        except websockets.InvalidStatus as e:
+            assert e.response.status_code == 429, e
+        else:
+            raise AssertionError("a fourth new connection within a second was accepted")
+        for c in held:
+            await c.close()
+    async with Server(CALM, "--max-connections", "1") as server:
+        a, _ = await server.login(ALICE)
+        try:
+            await server.connect_raw()
+        except websockets.InvalidStatus as e:
+            assert e.response.status_code == 503, e
+        else:
+            raise AssertionError("a connection beyond --max-connections was accepted")
+        await a.heartbeat()
+    # Without --limit-loopback, loopback clients are exempt from the per-address limits.
+    async with Server(CALM, "--max-conns-per-ip", "1") as server:
+        held = [await server.connect() for _ in range(3)]
+        for c in held:
+            await c.close()
+
+
 async def test_gateway_down_on_sigterm():
     async with Server() as server:
         alice, _ = await server.login(ALICE)
