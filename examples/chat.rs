@@ -349,6 +349,7 @@ struct Options {
     resume_window: Millis,
     max_payload: usize,
     large_threshold: usize,
+    max_sessions: usize,
     limits: Config,
 }
 
@@ -360,6 +361,7 @@ fn parse_args() -> Result<Options, String> {
         resume_window: Millis(60_000),
         max_payload: 4096,
         large_threshold: 250,
+        max_sessions: GatewayConfig::default().max_sessions,
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -388,6 +390,7 @@ fn parse_args() -> Result<Options, String> {
             "--resume-window-ms" => o.resume_window = Millis(number()?),
             "--max-payload" => o.max_payload = number()? as usize,
             "--large-threshold" => o.large_threshold = number()? as usize,
+            "--max-sessions" => o.max_sessions = number()?.max(1) as usize,
             _ => return Err(format!("unknown option {arg}")),
         }
     }
@@ -398,7 +401,7 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] {}", serve::LIMIT_USAGE);
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -413,6 +416,7 @@ fn main() -> ExitCode {
     }
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     gateway_config.resume_window = options.resume_window;
+    gateway_config.max_sessions = options.max_sessions;
     let chat = Chat {
         users: options.users,
         banned: HashSet::new(),

@@ -239,3 +239,24 @@ fn an_expired_session_leaves_its_channel_and_cannot_be_resumed() {
     c.expect_event("ROOM_USER_ADD");
     bob.expect_event("ROOM_USER_ADD");
 }
+
+#[test]
+fn a_session_dropped_by_the_session_bound_gets_4006_never_a_gap() {
+    let server = Server::start(CALM, &["--max-sessions", "2"]);
+    let (alice, ready) = server.login(ALICE);
+    alice.close(); // detached: resumable, and the oldest such session
+    let (mut bob, _) = server.login(BOB);
+    // A third session needs room: alice's detached session is the one dropped (its
+    // channel hears it leave), then the new one joins.
+    let (_carol, _) = server.login(ALICE);
+    assert_eq!(
+        bob.expect_event("ROOM_USER_REMOVE")["cnf"],
+        json!({"user": "alice", "channel": "general"})
+    );
+    assert_eq!(bob.expect_event("ROOM_USER_ADD")["cnf"]["user"], "alice");
+    let mut c = server.connect();
+    c.send_resume(ALICE, ready["session_id"].clone(), 1);
+    c.expect_error(4006, false);
+    // Live sessions are never dropped for the bound: bob is still served.
+    bob.heartbeat();
+}
