@@ -15,6 +15,13 @@
 //! `hb_int`), spread evenly and never while a round runs, so a long setup does not
 //! time sessions out.
 //!
+//! `--burst B` (chat mode only): each round, one member sends B MESSAGE_CREATEs in a single
+//! write (a different member each round, so no session meets the command rate limit), and a
+//! member counts once it has all B; deliveries are members × B. The server then broadcasts
+//! B messages in one turn and can hand each member all of them in one `writev`: this
+//! measures a busy room, where the default (B = 1, from a connection outside the room)
+//! measures a single message.
+//!
 //! With `--pid`, the server's CPU is read just before each trigger and again once the
 //! last member has the message (nanoseconds from `/proc/PID/task/*/schedstat`):
 //! `deliveries_per_server_cpu_s` divides by the sum of these round windows;
@@ -58,6 +65,8 @@ pub struct FanoutOpts {
     pub settle_ms: u64,
     /// Seconds a round may take before the missing members are given up.
     pub timeout: f64,
+    /// Chat mode: messages per round, sent together by one member.
+    pub burst: usize,
 }
 
 impl FanoutOpts {
@@ -83,6 +92,7 @@ impl FanoutOpts {
             rounds: args.get::<usize>("--rounds", 5)?.max(1),
             settle_ms: args.get("--settle-ms", 500)?,
             timeout: args.get("--timeout", 10.0)?,
+            burst: args.get::<usize>("--burst", 1)?.clamp(1, 100),
         })
     }
 }
@@ -104,6 +114,10 @@ struct FanoutHandler {
     /// Send time of the current trigger, while a round runs.
     armed: Option<Instant>,
     got: Vec<bool>,
+    /// Messages of the current round each member has (for `--burst`).
+    counts: Vec<u32>,
+    /// Messages per round a member must have.
+    burst: u32,
     got_now: usize,
     last: Duration,
     hist: Histogram,
@@ -117,6 +131,7 @@ impl FanoutHandler {
         if self.ready.len() <= id {
             self.ready.resize(id + 1, false);
             self.got.resize(id + 1, false);
+            self.counts.resize(id + 1, 0);
         }
         if self.ready[id] {
             return;
@@ -180,6 +195,10 @@ impl Handler for FanoutHandler {
             && !msg.binary
             && self.expect.find(msg.data).is_some()
         {
+            self.counts[id] += 1;
+            if self.counts[id] < self.burst {
+                return Action::Keep;
+            }
             self.got[id] = true;
             self.got_now += 1;
             let d = now - armed;
@@ -300,6 +319,8 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
         trigger_ready: false,
         armed: None,
         got: Vec::new(),
+        counts: Vec::new(),
+        burst: u32::try_from(o.burst).unwrap_or(1),
         got_now: 0,
         last: Duration::ZERO,
         hist: Histogram::new(),
@@ -339,23 +360,42 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
     let (mut deliveries, mut missed) = (0u64, 0u64);
     let mut round_cpu_s = common.probe.as_ref().map(|_| 0.0);
     let window = common.start_window()?;
+    if o.burst > 1 && o.chat.is_none() {
+        return Err("fanout: --burst needs --chat".into());
+    }
     for round in 1..=o.rounds {
-        let trigger = match o.chat {
+        let (sender, messages) = match o.chat {
+            Some(_) if o.burst > 1 => {
+                // Unique per round; a member has the round when it has all B of them.
+                let tag = format!("fanout-{nonce:x}-{round}-");
+                h.expect = Finder::new(format!("\"{tag}").as_bytes()).into_owned();
+                let members: Vec<usize> = (0..h.ready.len())
+                    .filter(|&id| h.ready[id] && Some(id) != h.trigger_id)
+                    .collect();
+                let sender = *members
+                    .get((round - 1) % members.len().max(1))
+                    .ok_or("fanout: no member left to send")?;
+                let burst = (1..=o.burst)
+                    .map(|k| chat::message_create(&format!("{tag}{k}")))
+                    .collect();
+                (sender, burst)
+            }
             Some(_) => {
                 // Unique per round, so a late copy of an earlier round never counts.
                 let content = format!("fanout-{nonce:x}-{round}");
                 h.expect = Finder::new(format!("\"{content}\"").as_bytes()).into_owned();
-                chat::message_create(&content)
+                (trigger_id, vec![chat::message_create(&content)])
             }
-            None => o.trigger.clone().into_bytes(),
+            None => (trigger_id, vec![o.trigger.clone().into_bytes()]),
         };
         h.got.fill(false);
+        h.counts.fill(0);
         (h.got_now, h.last) = (0, Duration::ZERO);
         let expected = h.members_ready;
         let cpu0 = common.probe.as_ref().map(|p| p.cpu_s()).transpose()?;
         h.armed = Some(Instant::now());
-        if !client.send_text(trigger_id, &trigger, &mut h) {
-            return Err("fanout: trigger connection is gone".into());
+        if !client.send_texts(sender, &messages, &mut h) {
+            return Err("fanout: the sending connection is gone".into());
         }
         let deadline = Instant::now() + secs(o.timeout);
         while h.got_now < h.members_ready && Instant::now() < deadline {
@@ -367,8 +407,8 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
         if let (Some(total), Some(c)) = (round_cpu_s.as_mut(), round_cpu) {
             *total += c;
         }
-        deliveries += h.got_now as u64;
-        missed += expected.saturating_sub(h.got_now) as u64;
+        deliveries += (h.got_now * o.burst) as u64;
+        missed += (expected.saturating_sub(h.got_now) * o.burst) as u64;
         lasts.push(h.last);
         progress.say(format_args!(
             "fanout: round {round}: {}/{expected} got it, last after {:.3} ms{}",
@@ -393,6 +433,7 @@ pub fn run(common: &Common, o: &FanoutOpts) -> crate::Result<Report> {
     r.set("protocol", if o.chat.is_some() { "chat" } else { "text" })
         .set("conns", n)
         .set("rounds", o.rounds)
+        .set("burst", o.burst)
         .set("deliveries", deliveries)
         .set("missed", missed)
         .set_f(

@@ -195,6 +195,23 @@ impl Client {
         true
     }
 
+    /// Queues several text messages on `id` and flushes them with one write (so the
+    /// server reads them together); returns false if `id` is not open.
+    pub fn send_texts<H: Handler>(&mut self, id: usize, texts: &[Vec<u8>], h: &mut H) -> bool {
+        let Some(conn) = self.conns.get_mut(id).filter(|c| c.is_open()) else {
+            return false;
+        };
+        for text in texts {
+            conn.writer().text(text);
+        }
+        if let Step::Remove(why, reset) = conn.flush_step() {
+            remove(&mut self.conns, id, reset);
+            h.on_closed(id, why, Instant::now());
+            return false;
+        }
+        true
+    }
+
     /// Closes `id` per `mode`; `h.on_closed` runs now, or later for [`CloseMode::Wait`].
     pub fn close<H: Handler>(&mut self, id: usize, mode: CloseMode, h: &mut H) {
         let Some(conn) = self.conns.get_mut(id) else {
