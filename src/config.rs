@@ -35,7 +35,9 @@ pub struct Config {
     pub max_payload: usize,
     /// Bytes queued for one connection that it has not read yet (default 1 MiB). Past it the
     /// connection is a slow reader: its unsent data is dropped and it is closed with 1008.
-    /// An empty outbox always accepts one frame, so a single message may exceed it.
+    /// Before that verdict the backlog is offered to the socket, so only bytes the kernel
+    /// will not take count (a busy turn may queue more than this to a healthy reader). An
+    /// empty outbox always accepts one frame, so a single message may exceed it.
     pub outbox_limit: usize,
     /// Largest HTTP request head (default 8 KiB); past it `431`.
     pub max_request_head: usize,

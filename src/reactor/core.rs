@@ -205,11 +205,21 @@ impl<A: App> Core<A> {
         }
         // The cap bounds the backlog: an empty outbox always takes one frame, however big
         // (the frame itself was bounded by whoever built it).
-        if !entry.outbox.is_empty() && entry.outbox.len() + len > limit {
-            entry.outbox.drop_unsent(&mut self.pool);
-            self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
-            return Err(SendError::Overflow);
+        let over = |outbox: &Outbox| !outbox.is_empty() && outbox.len() + len > limit;
+        if over(&entry.outbox) {
+            // Output is written at the end of the turn, so part of this backlog may never
+            // have been offered to the socket (a busy turn can queue more than the cap to
+            // a healthy reader). Offer it now; only what the kernel will not take makes a
+            // slow reader.
+            self.flush(id);
+            let entry = slot(&mut self.conns, id).ok_or(SendError::Closing)?;
+            if over(&entry.outbox) {
+                entry.outbox.drop_unsent(&mut self.pool);
+                self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
+                return Err(SendError::Overflow);
+            }
         }
+        let entry = slot(&mut self.conns, id).ok_or(SendError::Closing)?;
         push(&mut entry.outbox, &mut self.pool);
         Self::mark_dirty(&mut self.dirty, entry, id);
         Ok(())
