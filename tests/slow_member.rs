@@ -155,14 +155,14 @@ fn a_slow_member_is_closed_by_its_outbox_cap_and_stalls_nobody() {
         said += 1;
         let cnf = json!({"n": said, "last": false, "fill": filler});
         send_json(&mut sender, json!({"f": 130, "t": "SAY", "cnf": cnf}));
-        if said % 64 == 0 {
+        if said.is_multiple_of(64) {
             std::thread::sleep(Duration::from_millis(1));
         }
     }
     // The room goes on: a few more, then the last one.
     for _ in 0..10 {
         said += 1;
-        let last = said % 10 == 0;
+        let last = said.is_multiple_of(10);
         let cnf = json!({"n": said, "last": last, "fill": "y"});
         send_json(&mut sender, json!({"f": 130, "t": "SAY", "cnf": cnf}));
         if last {
