@@ -28,6 +28,32 @@ pub fn message_create(content: &str) -> Vec<u8> {
         .into_bytes()
 }
 
+/// A resume of session `session_id` (sent as an exact integer) from the last event
+/// `s` received.
+pub fn resume(token: &str, session_id: u64, s: u64) -> Vec<u8> {
+    serde_json::json!({"f": 110, "cnf": {"token": token, "session_id": session_id, "s": s}})
+        .to_string()
+        .into_bytes()
+}
+
+/// The unsigned integer after the first `"name":` (spaces allowed after the colon),
+/// parsed exactly (no detour through `f64`: session ids go up to 2^64 - 1). `name`
+/// comes with its quotes, e.g. `br#""s""#`. Allocates nothing.
+pub fn uint_field(data: &[u8], name: &[u8]) -> Option<u64> {
+    let mut at = 0;
+    while let Some(i) = memmem::find(&data[at..], name) {
+        let rest = &data[at + i + name.len()..];
+        let rest = &rest[rest.iter().take_while(|&&b| b == b' ').count()..];
+        if let Some(rest) = rest.strip_prefix(b":") {
+            let rest = &rest[rest.iter().take_while(|&&b| b == b' ').count()..];
+            let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+            return std::str::from_utf8(&rest[..digits]).ok()?.parse().ok();
+        }
+        at += i + name.len();
+    }
+    None
+}
+
 /// True if a message carries the function code `code` (`"f":N` or `"f": N`, not a
 /// prefix of a longer number). Allocates nothing: it runs once per message.
 pub fn has_f(data: &[u8], code: u16) -> bool {
@@ -221,6 +247,21 @@ mod tests {
         assert_eq!(
             message_create("hi"),
             br#"{"f":130,"cnf":{"content":"hi"},"t":"MESSAGE_CREATE"}"#.to_vec()
+        );
+    }
+
+    #[test]
+    fn reads_unsigned_fields_exactly() {
+        let ready = br#"{"f":140,"cnf":{"v":6,"session_id":18446744073709551615,"user":"a"}}"#;
+        assert_eq!(uint_field(ready, br#""session_id""#), Some(u64::MAX));
+        let ev = br#"{"f":130,"s": 42,"t":"MESSAGE_CREATE","cnf":{"id":7,"content":"s"}}"#;
+        assert_eq!(uint_field(ev, br#""s""#), Some(42));
+        assert_eq!(uint_field(ev, br#""id""#), Some(7));
+        assert_eq!(uint_field(br#"{"s":"x"}"#, br#""s""#), None);
+        assert_eq!(uint_field(br#"{"f":120}"#, br#""s""#), None);
+        assert_eq!(
+            resume("t", u64::MAX, 3),
+            br#"{"f":110,"cnf":{"token":"t","session_id":18446744073709551615,"s":3}}"#.to_vec()
         );
     }
 

@@ -5,6 +5,7 @@ pub mod echo;
 pub mod fanout;
 pub mod idle;
 pub mod sessions;
+pub mod soak;
 pub mod upgrades;
 
 use std::net::IpAddr;

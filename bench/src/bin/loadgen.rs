@@ -2,7 +2,7 @@
 //!
 //! Run `loadgen help` for the subcommands and options.
 
-use postern_bench::bench::{echo, fanout, idle, sessions, upgrades, Common};
+use postern_bench::bench::{echo, fanout, idle, sessions, soak, upgrades, Common};
 use postern_bench::cli::Args;
 
 const USAGE: &str = "\
@@ -29,6 +29,14 @@ subcommands:
             [--conns-in-flight K] [--settle-ms MS] [--open-timeout S]
             chat gateway: N identified sessions heartbeating, spread evenly; server CPU
             share over the hold, RSS per session, sessions closed
+  soak      --token TOKEN --pid PID [--conns N] [--duration S] [--heartbeat-ms MS]
+            [--churn-per-min K] [--msgs-per-s M] [--report-every S] [--warmup-min M]
+            [--max-rss-spread-pct P] [--conns-in-flight K] [--settle-ms MS]
+            [--open-timeout S] [--drain-timeout S]
+            chat gateway: N sessions heartbeating for S seconds (default 15000, 600) under
+            churn (K drops and resumes a minute, default 300) and M MESSAGE_CREATE a second
+            (default 2): unexpected drops, events lost across resumes, server RSS every
+            S seconds (default 60, flat within P % after M minutes); exit 1 unless it passes
 
 output: progress on stderr, then a table and one JSON line per result on stdout.";
 
@@ -79,6 +87,17 @@ fn run() -> postern_bench::Result<()> {
             args.finish()?;
             check_fds(o.conns, limit)?;
             sessions::run(&common, &o)?
+        }
+        "soak" => {
+            let o = soak::SoakOpts::parse(&mut args)?;
+            args.finish()?;
+            check_fds(o.conns + 64, limit)?;
+            let report = soak::run(&common, &o)?;
+            report.print();
+            if report.get("pass") != Some(&serde_json::Value::Bool(true)) {
+                return Err("soak failed (see pass and its figures above)".into());
+            }
+            return Ok(());
         }
         other => return Err(format!("unknown subcommand {other:?}\n{USAGE}").into()),
     };
