@@ -205,19 +205,13 @@ impl<A: App> Core<A> {
         }
         // The cap bounds the backlog: an empty outbox always takes one frame, however big
         // (the frame itself was bounded by whoever built it).
-        let over = |outbox: &Outbox| !outbox.is_empty() && outbox.len() + len > limit;
-        if over(&entry.outbox) {
-            // Output is written at the end of the turn, so part of this backlog may never
-            // have been offered to the socket (a busy turn can queue more than the cap to
-            // a healthy reader). Offer it now; only what the kernel will not take makes a
-            // slow reader.
-            self.flush(id);
-            let entry = slot(&mut self.conns, id).ok_or(SendError::Closing)?;
-            if over(&entry.outbox) {
+        if !entry.outbox.is_empty() && self.backlog_over(id, limit.saturating_sub(len)) {
+            if let Some(entry) = slot(&mut self.conns, id) {
                 entry.outbox.drop_unsent(&mut self.pool);
                 self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
                 return Err(SendError::Overflow);
             }
+            return Err(SendError::Closing);
         }
         let entry = slot(&mut self.conns, id).ok_or(SendError::Closing)?;
         push(&mut entry.outbox, &mut self.pool);
@@ -225,8 +219,23 @@ impl<A: App> Core<A> {
         Ok(())
     }
 
-    /// Queues a control frame (pong, close) regardless of the cap: it is tiny and bounded
-    /// by the peer's own frames.
+    /// Whether a connection's queued output stays above `max` bytes once offered to its
+    /// socket. Output is written at the end of the turn, so part of a backlog may never
+    /// have been offered (a busy turn can queue more than the cap to a healthy reader):
+    /// it is written now, and only what the kernel will not take counts. A connection the
+    /// write drops (an error) is not over: it is gone.
+    pub fn backlog_over(&mut self, id: ConnId, max: usize) -> bool {
+        match slot(&mut self.conns, id) {
+            Some(entry) if entry.outbox.len() > max => {}
+            _ => return false,
+        }
+        self.flush(id);
+        slot(&mut self.conns, id).is_some_and(|entry| entry.outbox.len() > max)
+    }
+
+    /// Queues a control frame regardless of the cap: used for frames there is at most one
+    /// of per peer action we wait for (the Close answering the peer's, our own keepalive
+    /// Ping). Pongs go through [`Core::send_with`]: a peer can ask for them without end.
     pub fn push_control(&mut self, id: ConnId, opcode: OpCode, payload: &[u8]) {
         if let Some(entry) = slot(&mut self.conns, id) {
             entry.outbox.push_frame(&mut self.pool, opcode, payload);

@@ -214,7 +214,12 @@ impl<A: App> Reactor<A> {
                 }
             }
             Event::Ping(payload) if deliverable => {
-                self.core.push_control(id, OpCode::Pong, payload);
+                // A pong is output like any other and counts against the outbox cap: a peer
+                // that pings without reading is a slow reader (1008), not a memory leak.
+                let len = payload.len() + 2;
+                let _ = self.core.send_with(id, len, |outbox, pool| {
+                    outbox.push_frame(pool, OpCode::Pong, payload)
+                });
             }
             Event::Pong(_) => {
                 if let Some(entry) = self.core.get_mut(id) {
@@ -332,6 +337,12 @@ impl<A: App> Reactor<A> {
             http::write_response(&mut out, &response, keep_alive);
             self.core.push_bytes(id, &out);
             if !keep_alive {
+                self.core.drain(id);
+                return HttpStep::Stop;
+            }
+            // Pipelined requests from a client that does not read its responses: past the
+            // outbox cap, stop answering and end the connection once the backlog is out.
+            if self.core.backlog_over(id, self.core.config.outbox_limit) {
                 self.core.drain(id);
                 return HttpStep::Stop;
             }

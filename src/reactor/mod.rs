@@ -70,6 +70,9 @@ pub struct Stats {
     pub timers: usize,
     /// Heap bytes of spare output buffers.
     pub pooled_bytes: usize,
+    /// Bytes queued for all connections and not yet written: bounded by the outbox cap per
+    /// connection (plus one frame), whatever the peers do.
+    pub queued_bytes: usize,
 }
 
 /// A single-threaded WebSocket server reactor serving application `A`.
@@ -187,6 +190,7 @@ impl<A: App> Reactor<A> {
             websockets: self.core.ws_count,
             timers: self.core.wheel.len(),
             pooled_bytes: self.core.pool.heap_bytes(),
+            queued_bytes: self.core.conns.iter().map(|(_, e)| e.outbox.len()).sum(),
         }
     }
 

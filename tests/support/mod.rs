@@ -118,6 +118,7 @@ const EMPTY_STATS: Stats = Stats {
     websockets: 0,
     timers: 0,
     pooled_bytes: 0,
+    queued_bytes: 0,
 };
 
 impl<A: App> Server<A> {
