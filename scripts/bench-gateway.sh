@@ -67,43 +67,16 @@ RESULTS=$OUT/gateway.jsonl
 
 mkdir -p "$OUT"
 : >"$RESULTS"
-SERVER_PID=""
-
 log() { echo "[bench-gateway] $*" >&2; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    # A graceful chat shutdown waits up to 5 s for the clients' Close replies.
-    for _ in $(seq 80); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# shellcheck source=scripts/lib/server.sh
+source "$ROOT/scripts/lib/server.sh"
 trap stop_server EXIT INT TERM
 
 # Starts a fresh chat server pinned to SERVER_CORE; waits (10 s at most) for it.
 start_server() {
-    local log_file=$OUT/server-chat.log
-    : >"$log_file"
-    taskset -c "$SERVER_CORE" "$CHAT" --listen "$ADDR" --user "bench:$TOKEN" \
-        --heartbeat-ms "$HB_MS" 2>"$log_file" &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$log_file"; then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    log "chat did not start; see $log_file"
-    stop_server
-    return 1
+    start_pinned "$SERVER_CORE" "$OUT/server-chat.log" "$CHAT" --listen "$ADDR" \
+        --user "bench:$TOKEN" --heartbeat-ms "$HB_MS"
 }
 
 # Runs one step against the running server: $1 = case, $2 = timeout in seconds, the

@@ -46,21 +46,10 @@ RUN_TIMEOUT=$(python3 -c "print(int($DURATION + $WARMUP + 60))")
 
 mkdir -p "$OUT"
 : >"$RESULTS"
-SERVER_PID=""
-
 log() { echo "[bench-peers] $*" >&2; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# shellcheck source=scripts/lib/server.sh
+source "$ROOT/scripts/lib/server.sh"
 trap stop_server EXIT INT TERM
 
 # The command line of server $1 (without --listen).
@@ -76,23 +65,8 @@ server_cmd() {
 
 # Starts server $1 pinned to SERVER_CORE and waits (10 s at most) for "listening on".
 start_server() {
-    local name=$1 log_file=$OUT/server-$1.log
-    : >"$log_file" # truncate first: a stale "listening on" must not be seen
     # shellcheck disable=SC2046 # the command is split into words on purpose
-    taskset -c "$SERVER_CORE" $(server_cmd "$name") --listen "$ADDR" 2>"$log_file" &
-    SERVER_PID=$!
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$log_file"; then
-            return 0
-        fi
-        if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-            break
-        fi
-        sleep 0.1
-    done
-    log "$name did not start; see $log_file"
-    stop_server
-    return 1
+    start_pinned "$SERVER_CORE" "$OUT/server-$1.log" $(server_cmd "$1") --listen "$ADDR"
 }
 
 # Runs one load-generator case against the running server: $1 = server, $2 = case,

@@ -75,22 +75,10 @@ SERVER_LOG=$OUT/server-chat.log
 
 mkdir -p "$OUT"
 : >"$RESULTS"
-SERVER_PID=""
-
 log() { echo "[soak] $*" >&2; }
 
-stop_server() {
-    [ -n "$SERVER_PID" ] || return 0
-    kill "$SERVER_PID" 2>/dev/null || true
-    # A graceful chat shutdown waits up to 5 s for the clients' Close replies.
-    for _ in $(seq 80); do
-        kill -0 "$SERVER_PID" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill -9 "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-}
+# shellcheck source=scripts/lib/server.sh
+source "$ROOT/scripts/lib/server.sh"
 trap stop_server EXIT INT TERM
 
 log "building bench (release)"
@@ -98,19 +86,8 @@ cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --bins
 log "building postern's chat example (release)"
 (cd "$ROOT" && cargo build --release --quiet --example chat)
 
-: >"$SERVER_LOG"
-taskset -c "$SERVER_CORE" "$CHAT" --listen "$ADDR" --user "soak:$TOKEN" \
-    --heartbeat-ms "$HB_MS" 2>"$SERVER_LOG" &
-SERVER_PID=$!
-for _ in $(seq 100); do
-    grep -q "listening on" "$SERVER_LOG" && break
-    kill -0 "$SERVER_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if ! grep -q "listening on" "$SERVER_LOG"; then
-    log "chat did not start; see $SERVER_LOG"
-    exit 1
-fi
+start_pinned "$SERVER_CORE" "$SERVER_LOG" "$CHAT" --listen "$ADDR" --user "soak:$TOKEN" \
+    --heartbeat-ms "$HB_MS" || exit 1
 log "chat (pid $SERVER_PID) on $ADDR; $SESSIONS sessions, heartbeat $HB_MS ms," \
     "$DURATION s of churn $CHURN/min and $MSGS msg/s; at most $LIMIT s"
 
