@@ -59,6 +59,9 @@ struct Chat {
     next_message: u64,
     /// Channels with more members than this get no ROOM_USER_ADD/REMOVE.
     large_threshold: usize,
+    /// Channels that may exist at once (`general` included): channels are never removed,
+    /// so without a bound any client could grow the server's memory without end.
+    max_channels: usize,
 }
 
 fn invalid(why: &'static str) -> GatewayError {
@@ -278,6 +281,10 @@ impl Handler for Chat {
                 if !valid_channel(&add.channel) {
                     return Err(invalid("channel names are 1-32 of a-z 0-9 - _"));
                 }
+                if self.channels.len() >= self.max_channels && !self.channels.contains(&add.channel)
+                {
+                    return Err(invalid("too many channels"));
+                }
                 if !self.channels.insert(add.channel.clone()) {
                     return Err(invalid("channel exists"));
                 }
@@ -350,6 +357,7 @@ struct Options {
     max_payload: usize,
     large_threshold: usize,
     max_sessions: usize,
+    max_channels: usize,
     limits: Config,
 }
 
@@ -362,6 +370,7 @@ fn parse_args() -> Result<Options, String> {
         max_payload: 4096,
         large_threshold: 250,
         max_sessions: GatewayConfig::default().max_sessions,
+        max_channels: 10_000,
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -391,6 +400,7 @@ fn parse_args() -> Result<Options, String> {
             "--max-payload" => o.max_payload = number()? as usize,
             "--large-threshold" => o.large_threshold = number()? as usize,
             "--max-sessions" => o.max_sessions = number()?.max(1) as usize,
+            "--max-channels" => o.max_channels = number()?.max(1) as usize,
             _ => return Err(format!("unknown option {arg}")),
         }
     }
@@ -401,7 +411,7 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] {}", serve::LIMIT_USAGE);
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-channels N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -425,6 +435,7 @@ fn main() -> ExitCode {
         order: VecDeque::new(),
         next_message: 0,
         large_threshold: options.large_threshold,
+        max_channels: options.max_channels,
     };
     let config = Config {
         max_payload: options.max_payload,

@@ -506,3 +506,24 @@ fn sigterm_sends_gateway_down_then_1001_and_exits_0() {
     assert!(status.success(), "exit status {status}");
     assert!(since.elapsed() < Duration::from_secs(4));
 }
+
+#[test]
+fn channels_are_bounded_by_max_channels() {
+    let server = Server::start(CALM, &["--max-channels", "3"]);
+    let (mut alice, _) = server.login(ALICE);
+    for name in ["one", "two"] {
+        alice.execute("CHANNEL_ADD", json!({"channel": name}));
+        alice.expect_event("CHANNEL_ADD");
+    }
+    // `general`, `one`, `two`: full. A fourth is refused, not fatal; an existing name is
+    // still "exists" (4011 too); moving still works.
+    alice.execute("CHANNEL_ADD", json!({"channel": "three"}));
+    alice.expect_error(4011, false);
+    alice.execute("CHANNEL_ADD", json!({"channel": "one"}));
+    alice.expect_error(4011, false);
+    alice.execute("CHANNEL_MOVE", json!({"channel": "two"}));
+    assert_eq!(
+        alice.expect_event("ROOM_USER_ADD")["cnf"],
+        json!({"user": "alice", "channel": "two"})
+    );
+}
