@@ -18,6 +18,12 @@ impl ReplayBuffer {
     /// Room is made before the push, so a full buffer never grows its storage: at 256
     /// events its `VecDeque` stays at 256 slots (pushing first would double it to 512).
     pub fn push(&mut self, seq: u64, payload: SharedPayload, max_events: usize, max_bytes: usize) {
+        if max_events == 0 {
+            // Replay is off: nothing is kept.
+            self.events.clear();
+            self.bytes = 0;
+            return;
+        }
         self.bytes += payload.len();
         while self.events.len() >= max_events || self.bytes > max_bytes {
             match self.events.pop_front() {
@@ -26,10 +32,6 @@ impl ReplayBuffer {
             }
         }
         self.events.push_back((seq, payload));
-        if max_events == 0 {
-            self.events.clear();
-            self.bytes = 0;
-        }
     }
 
     /// The events after `seen`, in order, if the buffer still holds all of them (the

@@ -206,13 +206,14 @@ impl<A: App> Core<A> {
         // The cap bounds the backlog: an empty outbox always takes one frame, however big
         // (the frame itself was bounded by whoever built it).
         if !entry.outbox.is_empty() && self.backlog_over(id, limit.saturating_sub(len)) {
+            // Over means still there (a connection the flush dropped is not over).
             if let Some(entry) = slot(&mut self.conns, id) {
                 entry.outbox.drop_unsent(&mut self.pool);
-                self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
-                return Err(SendError::Overflow);
             }
-            return Err(SendError::Closing);
+            self.close(id, CloseCode::POLICY, "slow reader: outbox overflow");
+            return Err(SendError::Overflow);
         }
+        // The flush above may have dropped the connection (a write error).
         let entry = slot(&mut self.conns, id).ok_or(SendError::Closing)?;
         push(&mut entry.outbox, &mut self.pool);
         Self::mark_dirty(&mut self.dirty, entry, id);
