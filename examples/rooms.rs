@@ -17,7 +17,9 @@ mod serve;
 use postern::gateway::dialects::rooms::{code, event, write_packet, Rooms, SERVER_HEARTBEAT};
 use postern::gateway::secret::secret_eq;
 use postern::gateway::SessionId;
-use postern::gateway::{Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler};
+use postern::gateway::{
+    Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler, ProbePolicy,
+};
 use postern::http::percent_decode;
 use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
@@ -60,6 +62,8 @@ impl Room {
 /// The rooms server.
 struct RoomsServer {
     admin_token: String,
+    /// How often the server heartbeats: 0.85 of the announced interval, so that a client
+    /// timing out after exactly one silent interval never trips on jitter.
     heartbeat: Millis,
     rooms: HashMap<String, Room>,
     closed: HashSet<String>,
@@ -484,14 +488,14 @@ fn main() -> ExitCode {
     };
     let interval = options.heartbeat;
     let mut gateway_config = GatewayConfig::with_heartbeat(interval);
-    // Half an interval of slack: a client heartbeating every N ms on a loaded machine must
-    // not be dropped for a late timer.
-    gateway_config.heartbeat_grace = Millis(interval.0 / 2);
-    // The probe: 1.25 intervals after the previous answered one, answered within half one.
-    gateway_config.probe = Some((Millis(interval.0 * 5 / 4), Millis(interval.0 / 2)));
+    // Liveness (docs/protocols/rooms.md): any message is proof of life; a probe after a
+    // whole interval of silence, answered (by any message) within one more; so a silent
+    // peer is closed with 4009 two intervals after the last thing it sent.
+    gateway_config.heartbeat_grace = interval;
+    gateway_config.probe = Some(ProbePolicy::per_interval(interval));
     let server = RoomsServer {
         admin_token,
-        heartbeat: interval,
+        heartbeat: gateway_config.server_heartbeat_period(),
         rooms: HashMap::new(),
         closed: HashSet::new(),
     };

@@ -2,7 +2,7 @@
 //!
 //! Mounted as `crate::input` by the fuzz crate and by `tests/properties.rs` alike.
 
-use postern::gateway::config::{DuplicatePolicy, GatewayConfig};
+use postern::gateway::config::{DuplicatePolicy, GatewayConfig, ProbePolicy};
 use postern::Millis;
 
 /// Reads an input as a sequence of small numbers (zeros once it runs out).
@@ -47,7 +47,10 @@ pub fn config(input: &mut Input<'_>) -> GatewayConfig {
     c.heartbeat_burst = 1 + u32::from(input.byte() % 8);
     c.heartbeat_before_identify = input.flag();
     c.probe = match input.byte() % 3 {
-        0 => Some((ms(input.u16()) + Millis(1), ms(input.u16()))),
+        0 => Some(ProbePolicy {
+            after_silence: ms(input.u16()) + Millis(1),
+            answer_within: ms(input.u16()),
+        }),
         _ => None,
     };
     c.resume_window = ms(input.u16());
@@ -64,5 +67,6 @@ pub fn config(input: &mut Input<'_>) -> GatewayConfig {
     } else {
         DuplicatePolicy::RefuseNew
     };
+    c.max_sessions_per_owner = 1 + usize::from(input.byte() % 4);
     c
 }

@@ -14,14 +14,16 @@
 //!   `(seen, seq]` or is refused;
 //! - memory: every replay buffer within its event bound, within its byte bound unless it
 //!   holds a single event, contiguous up to the session's sequence; the registry within
-//!   `max_sessions` or the peak of sessions live at once; the command rate limit.
+//!   `max_sessions` or the peak of sessions live at once, each owner within
+//!   `max_sessions_per_owner`, no live session evicted; the command rate limit.
 //!
 //! Dependency-free apart from `postern` and `serde_json`: `tests/properties.rs` includes it
 //! with `#[path]`.
 
 use crate::input::{config, Input};
 use postern::gateway::config::{DuplicatePolicy, GatewayConfig};
-use postern::gateway::registry::Registry;
+use postern::gateway::owner::Owner;
+use postern::gateway::registry::{Quota, Registry};
 use postern::gateway::session::{ConnSession, Tick};
 use postern::gateway::{GatewayError, Op, SessionId};
 use postern::ws::SharedPayload;
@@ -36,6 +38,12 @@ const MAX_CONNS: usize = 6;
 const CLIENTS: usize = 3;
 /// Operations per run, at most.
 const MAX_OPS: usize = 400;
+
+/// The owner of client `c`'s sessions: clients 0 and 2 share one, so that one owner's
+/// quota meets another's sessions.
+fn owner_of(c: usize) -> Owner {
+    Owner::user(if c % 2 == 0 { "even" } else { "odd" })
+}
 
 /// One open connection.
 #[derive(Debug)]
@@ -306,7 +314,7 @@ impl Model {
             .get(sid)
             .is_some_and(|r| r.conn == Some(conn.id))
         {
-            self.registry.detach(sid, self.now);
+            self.registry.detach(sid);
             self.expiry
                 .insert(sid, self.now + self.config.resume_window);
         }
@@ -317,6 +325,8 @@ impl Model {
     fn admit(&mut self, i: usize, op: &Op<'_>) -> bool {
         let (now, config) = (self.now, &self.config);
         let conn = self.conns[i].as_mut().expect("open connection");
+        // Every message is proof of life, admitted or not (Gateway::on_message).
+        conn.machine.heard(now);
         let verdict = conn.machine.admit(now, op, config);
         if !matches!(verdict, Err(GatewayError::RateLimited { .. })) {
             // A token bucket of `cap` per `window`, full at the start, allows at most
@@ -366,11 +376,20 @@ impl Model {
         if !self.admit(i, &Op::Identify(RawValue::NULL)) {
             return;
         }
-        while self.registry.len() >= self.config.max_sessions {
-            let Some(old) = self.registry.oldest_detached() else {
-                break;
-            };
-            self.registry.remove(old);
+        // GwCore::make_room: the detached sessions the quotas pick, or a fatal refusal.
+        let owner = owner_of(c);
+        let quota = Quota {
+            max_sessions: self.config.max_sessions,
+            per_owner: self.config.max_sessions_per_owner,
+        };
+        let Ok(victims) = self.registry.room_for(&owner, quota) else {
+            self.stats.refused += 1;
+            self.close(i);
+            return;
+        };
+        for old in victims {
+            let r = self.registry.remove(old).expect("a listed victim");
+            assert!(r.conn.is_none(), "a live session evicted");
             self.expiry.remove(&old);
             self.stats.dropped += 1;
         }
@@ -378,7 +397,7 @@ impl Model {
         let sid = SessionId(self.next_id);
         self.next_id += 1;
         let id = self.conn(i).id;
-        self.registry.insert(sid, (), id);
+        self.registry.insert(sid, (), id, owner);
         let now = self.now;
         self.conn(i).machine.identified(now, sid);
         self.clients[c] = Client {
@@ -480,9 +499,7 @@ impl Model {
         }
         let now = self.now;
         self.conn(i).machine.identified(now, sid);
-        if let Some(record) = self.registry.get_mut(sid) {
-            record.conn = Some(id);
-        }
+        self.registry.attach(sid, id);
         self.expiry.remove(&sid);
         self.conn(i).inflight.extend_from_slice(&replay);
         self.stats.resumed += 1;
@@ -571,6 +588,14 @@ impl Model {
                 seqs,
                 Some((from + 1..=r.seq).collect()),
                 "replay not contiguous"
+            );
+        }
+        for c in 0..CLIENTS {
+            let held = self.registry.owner_sessions(&owner_of(c));
+            let quota = self.config.max_sessions_per_owner;
+            assert!(
+                held <= quota,
+                "owner of client {c} holds {held} over {quota}"
             );
         }
         self.peak_live = self.peak_live.max(live);

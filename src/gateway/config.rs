@@ -1,6 +1,32 @@
-//! Gateway settings: intervals, deadlines, resume window, replay bounds, rate limits.
+//! Gateway settings: intervals, deadlines, probes, resume window, replay bounds, session
+//! quotas, rate limits.
 
 use crate::time::Millis;
+
+/// Server probes: "are you alive?" requests (the dialect's
+/// [`heartbeat_request`](super::Dialect::heartbeat_request)) sent to a client that has gone
+/// quiet. Any message from the client answers one: every message is proof of life.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ProbePolicy {
+    /// Silence after which a probe is sent: nothing at all heard from the client for this
+    /// long (a client that speaks at least this often is never probed).
+    pub after_silence: Millis,
+    /// How long the answer (any message) is awaited after the probe; past it the connection
+    /// gets the protocol's heartbeat-timeout answer.
+    pub answer_within: Millis,
+}
+
+impl ProbePolicy {
+    /// A probe after one whole interval of silence, answered within one more interval: a
+    /// silent peer is closed after two intervals.
+    #[must_use]
+    pub fn per_interval(interval: Millis) -> ProbePolicy {
+        ProbePolicy {
+            after_silence: interval,
+            answer_within: interval,
+        }
+    }
+}
 
 /// What happens when a session is resumed while a connection still holds it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -32,9 +58,8 @@ pub struct GatewayConfig {
     pub heartbeat_burst: u32,
     /// Whether heartbeats are accepted before identify (default false: identify first).
     pub heartbeat_before_identify: bool,
-    /// Server probes: every `.0` the server sends a heartbeat request, which must be
-    /// answered by a heartbeat within `.1` (default off).
-    pub probe: Option<(Millis, Millis)>,
+    /// Server probes sent to a quiet identified client (default off).
+    pub probe: Option<ProbePolicy>,
     /// How long a session stays resumable after its connection is lost (default 60 s).
     pub resume_window: Millis,
     /// Events kept per session for replay (default 256).
@@ -43,8 +68,18 @@ pub struct GatewayConfig {
     /// frames sent, so a room's broadcast is held once however many members keep it).
     pub replay_bytes: usize,
     /// Sessions held in all, live or resumable (default 100,000). Past it the oldest
-    /// detached session is dropped (its resume then gets the invalid-session answer).
+    /// detached session of an owner over its fair share (`max_sessions` / owners holding
+    /// sessions, rounded up) is dropped (its resume then gets the invalid-session answer),
+    /// else the newcomer's own oldest detached session; with neither, the new session is
+    /// refused ([`GatewayError::TooManySessions`](super::GatewayError)).
     pub max_sessions: usize,
+    /// Sessions held per owner, live or resumable (default 1,000). An owner is what
+    /// [`Handler::owner`](super::Handler::owner) names (a user where there is a login),
+    /// else the peer address (IPv4, or the IPv6 /64). Past it the owner's own oldest
+    /// detached session is dropped; if all of them are live, the new session is refused
+    /// ([`GatewayError::TooManySessions`](super::GatewayError)). Never evicts another
+    /// owner's session.
+    pub max_sessions_per_owner: usize,
     /// Client commands allowed per window (default 120 per 60 s, as Discord). Heartbeats are
     /// counted apart ([`heartbeat_burst`](Self::heartbeat_burst) per interval).
     pub rate_limit: (u32, Millis),
@@ -76,9 +111,20 @@ impl GatewayConfig {
             replay_events: 256,
             replay_bytes: 256 * 1024,
             max_sessions: 100_000,
+            max_sessions_per_owner: 1_000,
             rate_limit: (120, Millis(60_000)),
             rate_limit_slack: 10,
             duplicate: DuplicatePolicy::ReplaceOld,
         }
+    }
+
+    /// How often a server that sends its own heartbeats should send them: 0.85 of the
+    /// announced interval (at least 1 ms), so that a client timing out when it hears nothing
+    /// for exactly one interval never trips on timer or network jitter.
+    #[must_use]
+    pub fn server_heartbeat_period(&self) -> Millis {
+        Millis(
+            (self.heartbeat_interval.0 / 20 * 17 + self.heartbeat_interval.0 % 20 * 17 / 20).max(1),
+        )
     }
 }

@@ -6,7 +6,8 @@ use super::config::{DuplicatePolicy, GatewayConfig};
 use super::dialect::{Dialect, GatewayError, Ready};
 use super::engine::{Gateway, GwTimer};
 use super::handler::{Admit, Handler};
-use super::registry::Registry;
+use super::owner::Owner;
+use super::registry::{Quota, Refusal, Registry};
 use super::session::{random_u64, ConnSession, SessionId};
 use crate::reactor::{ConnId, Ctx};
 use crate::timer::TimerId;
@@ -177,13 +178,14 @@ impl<H: Handler> GwCore<H> {
         ctx: &mut Ctx<'_, Gateway<H>>,
         id: ConnId,
         session: H::Session,
+        owner: Owner,
         extra: &str,
     ) -> Option<SessionId> {
         let mut sid = SessionId(random_u64().ok()?);
         while self.registry.contains(sid) {
             sid = SessionId(random_u64().ok()?);
         }
-        self.registry.insert(sid, session, id);
+        self.registry.insert(sid, session, id, owner);
         let now = ctx.now();
         if let Some(state) = ctx.state(id) {
             state.machine.identified(now, sid);
@@ -241,10 +243,10 @@ impl<H: Handler> GwCore<H> {
             .registry
             .get_mut(sid)
             .ok_or(GatewayError::InvalidSession)?;
-        record.conn = Some(id);
         if let Some(t) = record.expiry.take() {
             ctx.cancel_timer(t);
         }
+        self.registry.attach(sid, id);
         self.send_with(ctx, id, |d, out| {
             d.ready(
                 out,
@@ -271,17 +273,42 @@ impl<H: Handler> GwCore<H> {
         Ok(())
     }
 
-    /// Drops the oldest detached sessions while over the session bound.
-    pub(crate) fn evict(&mut self) -> Vec<(SessionId, H::Session)> {
-        let mut gone = Vec::new();
-        while self.registry.len() >= self.config.max_sessions {
-            let Some(sid) = self.registry.oldest_detached() else {
-                break;
-            };
+    /// The session bounds from the config.
+    pub(crate) fn quota(&self) -> Quota {
+        Quota {
+            max_sessions: self.config.max_sessions,
+            per_owner: self.config.max_sessions_per_owner,
+        }
+    }
+
+    /// Makes room for a new session of `owner` within the session bounds: ends the detached
+    /// sessions [`Registry::room_for`] picks (their resume timers cancelled) and returns
+    /// them for `on_session_end`, or the answer refusing the new session.
+    pub(crate) fn make_room(
+        &mut self,
+        ctx: &mut Ctx<'_, Gateway<H>>,
+        owner: &Owner,
+    ) -> Result<Vec<(SessionId, H::Session)>, GatewayError> {
+        let victims = self
+            .registry
+            .room_for(owner, self.quota())
+            .map_err(refusal_error)?;
+        let mut gone = Vec::with_capacity(victims.len());
+        for sid in victims {
             if let Some(r) = self.registry.remove(sid) {
+                if let Some(t) = r.expiry {
+                    ctx.cancel_timer(t);
+                }
                 gone.push((sid, r.data));
             }
         }
-        gone
+        Ok(gone)
+    }
+}
+
+/// The answer to a new session refused for the session bounds.
+pub(crate) fn refusal_error(refusal: Refusal) -> GatewayError {
+    GatewayError::TooManySessions {
+        per_owner: refusal == Refusal::OwnerFull,
     }
 }

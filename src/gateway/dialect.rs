@@ -89,6 +89,15 @@ pub enum GatewayError {
     },
     /// No heartbeat (or probe answer) in time.
     HeartbeatTimeout,
+    /// A new session refused for the session bounds (fatal): its owner holds
+    /// [`max_sessions_per_owner`](super::GatewayConfig::max_sessions_per_owner) sessions,
+    /// all live (`per_owner`), or the server holds
+    /// [`max_sessions`](super::GatewayConfig::max_sessions) and none of them may be ended
+    /// for it.
+    TooManySessions {
+        /// Whether the owner's quota (rather than the server's bound) refused it.
+        per_owner: bool,
+    },
     /// An application-defined error with the protocol's code.
     App {
         /// The protocol's error code.
@@ -124,6 +133,10 @@ impl GatewayError {
             GatewayError::SessionReplaced => "session resumed elsewhere",
             GatewayError::RateLimited { .. } => "rate limited",
             GatewayError::HeartbeatTimeout => "heartbeat timeout",
+            GatewayError::TooManySessions { per_owner: true } => {
+                "too many sessions for this client"
+            }
+            GatewayError::TooManySessions { per_owner: false } => "too many sessions",
             GatewayError::App { reason, .. } => return reason.clone(),
         })
     }

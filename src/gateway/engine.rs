@@ -5,7 +5,8 @@ use super::core::{GwConn, GwCore};
 use super::ctx::Gw;
 use super::dialect::{Dialect, GatewayError, Op};
 use super::handler::{Admit, Handler};
-use super::registry::Registry;
+use super::owner::Owner;
+use super::registry::{Refusal, Registry};
 use super::remote::GwCommand;
 use super::session::{ConnSession, SessionId, Tick};
 use crate::app::{Accept, App, Closed, Message};
@@ -85,11 +86,26 @@ impl<H: Handler> Gateway<H> {
         }
     }
 
+    /// Who owns a new session on `id`: the handler's say, else the peer address.
+    fn owner_of(&self, ctx: &Ctx<'_, Self>, id: ConnId, session: &H::Session) -> Owner {
+        self.handler.owner(session).unwrap_or_else(|| {
+            ctx.peer_addr(id)
+                .map_or_else(Owner::unknown, |a| Owner::from_ip(a.ip()))
+        })
+    }
+
     fn start(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, session: H::Session) {
-        let gone = self.core.evict();
-        self.end_sessions(ctx, gone);
+        let owner = self.owner_of(ctx, id, &session);
+        match self.core.make_room(ctx, &owner) {
+            Ok(gone) => self.end_sessions(ctx, gone),
+            Err(refused) => {
+                // The handler's state is dropped unseen: handlers act in on_ready.
+                self.core.answer(ctx, id, &refused);
+                return;
+            }
+        }
         let extra = self.handler.ready_fields(&session);
-        match self.core.open_session(ctx, id, session, &extra) {
+        match self.core.open_session(ctx, id, session, owner, &extra) {
             Some(sid) => {
                 let mut gw = Gw::new(ctx, &mut self.core);
                 self.handler.on_ready(&mut gw, sid, false);
@@ -132,6 +148,14 @@ impl<H: Handler> Gateway<H> {
     }
 }
 
+/// The HTTP answer to an upgrade that would open a session the session bounds refuse.
+fn refusal_response(refusal: Refusal) -> Response {
+    match refusal {
+        Refusal::OwnerFull => Response::text(429, "too many sessions for this client\n"),
+        Refusal::Full => Response::text(503, "too many sessions\n"),
+    }
+}
+
 impl<H: Handler> App for Gateway<H> {
     type Conn = GwConn<H::Session>;
     type Timer = GwTimer<H::Timer>;
@@ -147,6 +171,14 @@ impl<H: Handler> App for Gateway<H> {
             let mut gw = Gw::new(ctx, &mut self.core);
             self.handler.on_upgrade(&mut gw, id, request)
         };
+        if let Admit::Identified(session) = &admit {
+            // A session the upgrade itself opens is refused with an HTTP status when the
+            // session bounds leave no room for it (429: its owner's quota; 503: the server's).
+            let owner = self.owner_of(ctx, id, session);
+            if let Err(refusal) = self.core.registry.room_for(&owner, self.core.quota()) {
+                return Accept::No(refusal_response(refusal));
+            }
+        }
         match admit {
             Admit::Reject(response) => Accept::No(response),
             admit => Accept::new(GwConn {
@@ -174,6 +206,13 @@ impl<H: Handler> App for Gateway<H> {
     }
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, message: Message<'_>) {
+        // Any message is proof of life, whatever becomes of it (refused, undecodable): the
+        // deadline timer finds the new silence when it fires, so nothing is re-armed here.
+        let now = ctx.now();
+        match ctx.state(id) {
+            Some(state) => state.machine.heard(now),
+            None => return,
+        }
         let Message::Text(text) = message else {
             self.core
                 .answer(ctx, id, &GatewayError::Decode(super::DecodeError::Binary));
@@ -186,7 +225,6 @@ impl<H: Handler> App for Gateway<H> {
                 return;
             }
         };
-        let now = ctx.now();
         let config = &self.core.config;
         let verdict = match ctx.state(id) {
             Some(state) => state.machine.admit(now, &op, config),
@@ -250,7 +288,7 @@ impl<H: Handler> App for Gateway<H> {
             }
             return;
         }
-        self.core.registry.detach(sid, ctx.now());
+        self.core.registry.detach(sid);
         let at = ctx.now() + self.core.config.resume_window;
         let timer = ctx.set_timer(at, GwTimer::Expire(sid));
         if let Some(record) = self.core.registry.get_mut(sid) {

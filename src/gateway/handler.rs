@@ -2,6 +2,7 @@
 
 use super::ctx::Gw;
 use super::dialect::{Dialect, GatewayError};
+use super::owner::Owner;
 use super::session::SessionId;
 use crate::http::{Request, Response};
 use crate::reactor::ConnId;
@@ -57,6 +58,16 @@ pub trait Handler: Sized {
         id: ConnId,
         payload: &RawValue,
     ) -> Result<Self::Session, GatewayError>;
+
+    /// Who a new session belongs to, for the per-owner session quota
+    /// ([`GatewayConfig::max_sessions_per_owner`](super::GatewayConfig::max_sessions_per_owner)):
+    /// the authenticated user where the protocol has a login ([`Owner::user`]). `None` (the
+    /// default) keys the session on its connection's peer address (IPv4, or the IPv6 /64):
+    /// right for a protocol whose clients only claim who they are.
+    fn owner(&self, session: &Self::Session) -> Option<Owner> {
+        let _ = session;
+        None
+    }
 
     /// Whether resume credentials belong to this session's owner. Default: refuse, so that
     /// a handler must opt in to in-band resume.

@@ -3,7 +3,8 @@
 //! - [`session`]: the per-connection machine (identify first, heartbeat and identify
 //!   deadlines, server probes, rate limits), sans-IO.
 //! - [`replay`]: the bounded per-session replay buffer for resume.
-//! - [`registry`]: sessions by id and rooms by name.
+//! - [`registry`]: sessions by id and rooms by name, and the session quotas per
+//!   [`owner`].
 //! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]), and its errors.
 //! - [`handler`]: what an application implements ([`Handler`]).
 //! - [`engine`]: [`Gateway`], the reactor application that runs it all, on the
@@ -19,6 +20,7 @@ pub mod dialect;
 pub mod dialects;
 pub mod engine;
 pub mod handler;
+pub mod owner;
 pub mod registry;
 pub mod remote;
 pub mod replay;
@@ -26,11 +28,12 @@ pub mod secret;
 pub mod session;
 
 pub use self::core::GwConn;
-pub use config::{DuplicatePolicy, GatewayConfig};
+pub use config::{DuplicatePolicy, GatewayConfig, ProbePolicy};
 pub use ctx::Gw;
 pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
 pub use engine::{Gateway, GwTimer};
 pub use handler::{Admit, Handler};
+pub use owner::Owner;
 pub use remote::{GatewayRemote, GwCommand};
 pub use secret::{random_hex, random_uuid, secret_eq};
 pub use session::{SessionId, TokenBucket};

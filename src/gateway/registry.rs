@@ -1,12 +1,12 @@
 //! Sessions by id and rooms by name: who is live on which connection, what each session
-//! missed, and who is in which room.
+//! missed, who is in which room, and who owns how many sessions (the quotas).
 
+use super::owner::Owner;
 use super::replay::ReplayBuffer;
 use super::session::SessionId;
 use crate::reactor::ConnId;
-use crate::time::Millis;
 use crate::timer::TimerId;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
 
 /// One session: the handler's state plus the engine's bookkeeping. It outlives its
@@ -28,6 +28,45 @@ pub struct Record<S> {
     pub rooms: Vec<Rc<str>>,
     /// The resume-window timer while detached.
     pub expiry: Option<TimerId>,
+    /// Who the session counts against.
+    pub owner: Owner,
+    /// Its place in its owner's detached order while detached.
+    detached_at: Option<u64>,
+}
+
+/// The session bounds a new session must fit in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Quota {
+    /// Sessions held in all.
+    pub max_sessions: usize,
+    /// Sessions held per owner.
+    pub per_owner: usize,
+}
+
+/// Why a new session cannot be made room for.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// Its owner holds its quota of sessions, all of them live.
+    OwnerFull,
+    /// The global bound is reached and no owner over its fair share, nor the newcomer's
+    /// owner, has a detached session to give up.
+    Full,
+}
+
+/// One owner's sessions.
+#[derive(Debug, Default)]
+struct OwnerEntry {
+    /// Sessions held, live and detached.
+    sessions: usize,
+    /// Detached sessions, oldest first (by detach order).
+    detached: BTreeSet<(u64, SessionId)>,
+}
+
+impl OwnerEntry {
+    /// Its key in the eviction index: its session count, if it has a detached session.
+    fn evictable(&self) -> Option<usize> {
+        (!self.detached.is_empty()).then_some(self.sessions)
+    }
 }
 
 /// Every session and room of a gateway.
@@ -35,8 +74,11 @@ pub struct Record<S> {
 pub struct Registry<S> {
     sessions: HashMap<SessionId, Record<S>>,
     rooms: HashMap<Rc<str>, HashSet<SessionId>>,
-    /// Sessions in the order they were detached (stale entries are skipped).
-    detached: VecDeque<(SessionId, Millis)>,
+    owners: HashMap<Owner, OwnerEntry>,
+    /// Owners with a detached session, by sessions held: the largest is evicted from first.
+    evictable: BTreeSet<(usize, Owner)>,
+    /// The next detach order.
+    next_order: u64,
 }
 
 impl<S> Default for Registry<S> {
@@ -44,14 +86,22 @@ impl<S> Default for Registry<S> {
         Registry {
             sessions: HashMap::new(),
             rooms: HashMap::new(),
-            detached: VecDeque::new(),
+            owners: HashMap::new(),
+            evictable: BTreeSet::new(),
+            next_order: 0,
         }
     }
 }
 
 impl<S> Registry<S> {
-    /// Adds a session live on `conn`.
-    pub fn insert(&mut self, id: SessionId, data: S, conn: ConnId) {
+    /// Adds a session live on `conn`, owned by `owner` (make room first: [`room_for`]).
+    ///
+    /// [`room_for`]: Self::room_for
+    pub fn insert(&mut self, id: SessionId, data: S, conn: ConnId, owner: Owner) {
+        if let Some(old) = self.remove(id) {
+            drop(old); // a caller bug (ids are drawn unused); keep the counts right anyway
+        }
+        self.owner_mut(&owner, |e| e.sessions += 1);
         self.sessions.insert(
             id,
             Record {
@@ -62,8 +112,31 @@ impl<S> Registry<S> {
                 replay: ReplayBuffer::default(),
                 rooms: Vec::new(),
                 expiry: None,
+                owner,
+                detached_at: None,
             },
         );
+    }
+
+    /// Changes `owner`'s entry with `change`, keeping the eviction index in step and
+    /// forgetting an owner left without sessions.
+    fn owner_mut(&mut self, owner: &Owner, change: impl FnOnce(&mut OwnerEntry)) {
+        let entry = self.owners.entry(owner.clone()).or_default();
+        let before = entry.evictable();
+        change(entry);
+        let after = entry.evictable();
+        let empty = entry.sessions == 0;
+        if before != after {
+            if let Some(n) = before {
+                self.evictable.remove(&(n, owner.clone()));
+            }
+            if let Some(n) = after {
+                self.evictable.insert((n, owner.clone()));
+            }
+        }
+        if empty {
+            self.owners.remove(owner);
+        }
     }
 
     /// Whether `id` names a session.
@@ -96,31 +169,112 @@ impl<S> Registry<S> {
         self.sessions.keys().copied()
     }
 
-    /// Marks a session detached at `now` (its connection is gone).
-    pub fn detach(&mut self, id: SessionId, now: Millis) {
-        if let Some(r) = self.sessions.get_mut(&id) {
-            r.conn = None;
-            r.detached_seq = r.seq;
-            self.detached.push_back((id, now));
+    /// Marks a session detached (its connection is gone): it becomes its owner's newest
+    /// evictable session.
+    pub fn detach(&mut self, id: SessionId) {
+        let order = self.next_order;
+        let Some(r) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        r.conn = None;
+        r.detached_seq = r.seq;
+        let old = r.detached_at.replace(order);
+        let owner = r.owner.clone();
+        self.next_order += 1;
+        self.owner_mut(&owner, |e| {
+            if let Some(old) = old {
+                e.detached.remove(&(old, id));
+            }
+            e.detached.insert((order, id));
+        });
+    }
+
+    /// Attaches a session to `conn` (a resume): it is no longer evictable.
+    pub fn attach(&mut self, id: SessionId, conn: ConnId) {
+        let Some(r) = self.sessions.get_mut(&id) else {
+            return;
+        };
+        r.conn = Some(conn);
+        if let Some(order) = r.detached_at.take() {
+            let owner = r.owner.clone();
+            self.owner_mut(&owner, |e| {
+                e.detached.remove(&(order, id));
+            });
         }
     }
 
-    /// The oldest session still detached, for eviction when over the session bound.
-    pub fn oldest_detached(&mut self) -> Option<SessionId> {
-        while let Some(&(id, _)) = self.detached.front() {
-            match self.sessions.get(&id) {
-                Some(r) if r.conn.is_none() => return Some(id),
-                _ => {
-                    self.detached.pop_front();
-                }
+    /// Sessions `owner` holds, live and detached.
+    pub fn owner_sessions(&self, owner: &Owner) -> usize {
+        self.owners.get(owner).map_or(0, |e| e.sessions)
+    }
+
+    /// Owners holding sessions.
+    pub fn owner_count(&self) -> usize {
+        self.owners.len()
+    }
+
+    /// `owner`'s detached sessions, oldest first.
+    fn detached_of<'a>(&'a self, owner: &Owner) -> impl Iterator<Item = SessionId> + 'a {
+        let entry = self.owners.get(owner);
+        entry
+            .into_iter()
+            .flat_map(|e| e.detached.iter().map(|&(_, id)| id))
+    }
+
+    /// `owner`'s oldest detached session.
+    pub fn oldest_detached_of(&self, owner: &Owner) -> Option<SessionId> {
+        self.detached_of(owner).next()
+    }
+
+    /// The detached sessions to end so that a new session of `owner` fits `quota` (empty
+    /// when it fits as is), or why it cannot. Never picks a live session, nor a session of
+    /// an owner other than `owner` unless that owner holds more than its fair share
+    /// (`quota.max_sessions` / owners, rounded up, the newcomer's owner counted).
+    ///
+    /// - Over its own quota, `owner` gives up its oldest detached sessions; with none,
+    ///   [`Refusal::OwnerFull`].
+    /// - At the global bound, the owner holding the most sessions among those with a
+    ///   detached one gives up its oldest, if it is over its fair share; else `owner` gives
+    ///   up its own oldest; else [`Refusal::Full`].
+    pub fn room_for(&self, owner: &Owner, quota: Quota) -> Result<Vec<SessionId>, Refusal> {
+        let mine = self.owner_sessions(owner);
+        let mut victims = Vec::new();
+        if mine >= quota.per_owner {
+            let over = mine + 1 - quota.per_owner.max(1);
+            victims.extend(self.detached_of(owner).take(over));
+            if victims.len() < over {
+                return Err(Refusal::OwnerFull);
             }
         }
-        None
+        if self.len() - victims.len() < quota.max_sessions {
+            return Ok(victims);
+        }
+        let owners = self.owner_count() + usize::from(mine == 0);
+        let share = quota.max_sessions.div_ceil(owners.max(1));
+        let fresh = |id: &SessionId| !victims.contains(id);
+        let hog = match self.evictable.last() {
+            Some((held, hog)) if *held > share => self.detached_of(hog).find(fresh),
+            _ => None,
+        };
+        match hog.or_else(|| self.detached_of(owner).find(fresh)) {
+            Some(victim) => {
+                victims.push(victim);
+                Ok(victims)
+            }
+            None => Err(Refusal::Full),
+        }
     }
 
     /// Removes a session and its room memberships, returning its record.
     pub fn remove(&mut self, id: SessionId) -> Option<Record<S>> {
         let record = self.sessions.remove(&id)?;
+        let order = record.detached_at;
+        self.owner_mut(&record.owner, |e| {
+            e.sessions -= 1;
+            if let Some(order) = order {
+                e.detached.remove(&(order, id));
+            }
+        });
         for room in &record.rooms {
             if let Some(members) = self.rooms.get_mut(room) {
                 members.remove(&id);
@@ -184,25 +338,5 @@ impl<S> Registry<S> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rooms_follow_sessions() {
-        let mut reg: Registry<()> = Registry::default();
-        let (a, b) = (SessionId(1), SessionId(2));
-        reg.insert(a, (), ConnId::from_u64(1));
-        reg.insert(b, (), ConnId::from_u64(2));
-        assert!(reg.join(a, "general") && reg.join(b, "general") && reg.join(a, "x"));
-        assert!(!reg.join(SessionId(3), "general"));
-        let mut m = reg.members_vec("general");
-        m.sort();
-        assert_eq!(m, vec![a, b]);
-        reg.leave(b, "general");
-        assert_eq!(reg.members_vec("general"), vec![a]);
-        reg.remove(a);
-        assert_eq!(reg.rooms().count(), 0, "empty rooms disappear");
-        reg.detach(b, Millis(5));
-        assert_eq!(reg.oldest_detached(), Some(b));
-    }
-}
+#[path = "registry_tests.rs"]
+mod tests;

@@ -1,6 +1,14 @@
 //! The per-connection session machine, sans-IO: what a connection may send when, its
 //! identify and heartbeat deadlines, server probes, and its rate limits.
 //!
+//! Liveness: every message the client sends is proof of life ([`ConnSession::heard`]), so
+//! the heartbeat deadline runs from the last message of any kind; a probe (where the
+//! protocol has them) goes out only after [`ProbePolicy::after_silence`] with nothing heard,
+//! and any message within [`ProbePolicy::answer_within`] answers it.
+//!
+//! [`ProbePolicy::after_silence`]: super::config::ProbePolicy::after_silence
+//! [`ProbePolicy::answer_within`]: super::config::ProbePolicy::answer_within
+//!
 //! Fed with decoded operations and `now`; answers with verdicts. The engine applies them
 //! (sends, closes, timers); the tests drive it with a fake clock.
 
@@ -62,9 +70,10 @@ pub enum Tick {
 #[derive(Clone, Debug)]
 pub struct ConnSession {
     stage: Stage,
+    /// When the client last sent anything (any message, admitted or not).
     last_heard: Millis,
+    /// When the outstanding probe was sent (cleared by any message).
     probe_sent: Option<Millis>,
-    last_probe: Millis,
     commands: TokenBucket,
     heartbeats: TokenBucket,
     refused_in_a_row: u32,
@@ -79,7 +88,6 @@ impl ConnSession {
             },
             last_heard: now,
             probe_sent: None,
-            last_probe: now,
             commands: TokenBucket::full(now, config.rate_limit.0, config.rate_limit.1),
             heartbeats: TokenBucket::full(now, config.heartbeat_burst, config.heartbeat_interval),
             refused_in_a_row: 0,
@@ -99,8 +107,15 @@ impl ConnSession {
         }
     }
 
+    /// The client sent a message at `now` (any message: admitted, refused, undecodable):
+    /// proof of life, which also answers an outstanding probe.
+    pub fn heard(&mut self, now: Millis) {
+        self.last_heard = self.last_heard.max(now);
+        self.probe_sent = None;
+    }
+
     /// Checks one decoded operation against the lifecycle order and the rate limits.
-    /// `Ok` means the engine should carry it out.
+    /// `Ok` means the engine should carry it out. (Liveness is [`heard`](Self::heard)'s.)
     pub fn admit(
         &mut self,
         now: Millis,
@@ -132,18 +147,13 @@ impl ConnSession {
             }
             (Stage::Ready(_), _) => {}
         }
-        self.last_heard = now;
-        if matches!(op, Op::Heartbeat(_)) && self.probe_sent.take().is_some() {
-            self.last_probe = now;
-        }
         Ok(())
     }
 
     /// Attaches the connection to `session` (identify or resume succeeded).
     pub fn identified(&mut self, now: Millis, session: SessionId) {
         self.stage = Stage::Ready(session);
-        self.last_heard = now;
-        self.last_probe = now;
+        self.heard(now);
     }
 
     /// Forgets the session (it was ended or moved to another connection); the connection
@@ -176,13 +186,11 @@ impl ConnSession {
         if let Stage::AwaitIdentify { deadline } = self.stage {
             at = at.min(deadline);
         }
-        if let Some((every, within)) = config.probe {
-            if self.is_identified() {
-                at = at.min(match self.probe_sent {
-                    Some(sent) => sent + within,
-                    None => self.last_probe + every,
-                });
-            }
+        if let (Some(probe), true) = (config.probe, self.is_identified()) {
+            at = at.min(match self.probe_sent {
+                Some(sent) => sent + probe.answer_within,
+                None => self.last_heard + probe.after_silence,
+            });
         }
         at
     }
@@ -199,12 +207,12 @@ impl ConnSession {
         {
             return Tick::Expired(GatewayError::HeartbeatTimeout);
         }
-        if let (Some((every, within)), true) = (config.probe, self.is_identified()) {
+        if let (Some(probe), true) = (config.probe, self.is_identified()) {
             match self.probe_sent {
-                Some(sent) if now >= sent + within => {
+                Some(sent) if now >= sent + probe.answer_within => {
                     return Tick::Expired(GatewayError::HeartbeatTimeout)
                 }
-                None if now >= self.last_probe + every => {
+                None if now >= self.last_heard + probe.after_silence => {
                     self.probe_sent = Some(now);
                     return Tick::Probe;
                 }

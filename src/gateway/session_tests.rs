@@ -1,6 +1,7 @@
 //! Session machine tests: every transition with a fake clock, no sockets, no sleeps.
 
 use super::*;
+use crate::gateway::config::ProbePolicy;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -82,12 +83,23 @@ fn identify_deadline() {
     );
 }
 
+/// A message from the client, as the engine handles one: proof of life, then admission.
+fn message(
+    s: &mut ConnSession,
+    now: u64,
+    op: &Op<'_>,
+    c: &GatewayConfig,
+) -> Result<(), GatewayError> {
+    s.heard(Millis(now));
+    s.admit(Millis(now), op, c)
+}
+
 #[test]
 fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
     let c = config(); // 1000 + 1500
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
-    assert_eq!(s.admit(Millis(900), &Op::Heartbeat(None), &c), Ok(()));
+    assert_eq!(message(&mut s, 900, &Op::Heartbeat(None), &c), Ok(()));
     assert_eq!(s.next_deadline(&c), Millis(3_400));
     assert_eq!(s.tick(Millis(3_399), &c), Tick::Idle);
     assert_eq!(
@@ -97,26 +109,104 @@ fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
 }
 
 #[test]
-fn probes_must_be_answered_in_time() {
+fn any_message_is_proof_of_life_even_refused_or_undecodable() {
     let c = GatewayConfig {
-        probe: Some((Millis(300), Millis(100))),
+        rate_limit: (1, Millis(60_000)),
         ..config()
     };
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
-    assert_eq!(s.next_deadline(&c), Millis(300));
-    assert_eq!(s.tick(Millis(300), &c), Tick::Probe);
-    assert_eq!(s.next_deadline(&c), Millis(400));
-    assert_eq!(s.admit(Millis(350), &Op::Heartbeat(None), &c), Ok(()));
-    assert_eq!(s.next_deadline(&c), Millis(650));
-    assert_eq!(s.tick(Millis(650), &c), Tick::Probe);
-    assert_eq!(s.tick(Millis(749), &c), Tick::Idle);
+    assert_eq!(message(&mut s, 1, &dispatch(), &c), Ok(()));
+    // Over the rate limit: refused, yet the client is plainly alive.
     assert_eq!(
-        s.tick(Millis(750), &c),
+        message(&mut s, 2_000, &dispatch(), &c),
+        Err(GatewayError::RateLimited { fatal: false })
+    );
+    assert_eq!(s.next_deadline(&c), Millis(4_500));
+    // A message that does not even decode is heard too (the engine calls heard alone).
+    s.heard(Millis(4_000));
+    assert_eq!(s.tick(Millis(4_500), &c), Tick::Idle);
+    assert_eq!(s.next_deadline(&c), Millis(6_500));
+    // A late-delivered older time never moves liveness back.
+    s.heard(Millis(3_000));
+    assert_eq!(s.next_deadline(&c), Millis(6_500));
+}
+
+/// Rooms' policy: a probe after one interval of silence, answered within one more; the
+/// heartbeat deadline at the same two intervals.
+fn probing() -> GatewayConfig {
+    GatewayConfig {
+        probe: Some(ProbePolicy::per_interval(Millis(1_000))),
+        heartbeat_grace: Millis(1_000),
+        ..config()
+    }
+}
+
+#[test]
+fn a_probe_goes_out_only_after_a_whole_interval_of_silence() {
+    let c = probing();
+    let mut s = ConnSession::new(Millis(0), &c);
+    s.identified(Millis(0), SessionId(1));
+    assert_eq!(message(&mut s, 750, &Op::Heartbeat(None), &c), Ok(()));
+    // Not 1.25 intervals after the start: one interval after the last message.
+    assert_eq!(s.next_deadline(&c), Millis(1_750));
+    assert_eq!(s.tick(Millis(1_749), &c), Tick::Idle);
+    assert_eq!(s.tick(Millis(1_750), &c), Tick::Probe);
+    // Its answer is awaited one more interval; any message answers it.
+    assert_eq!(s.next_deadline(&c), Millis(2_750));
+    assert_eq!(message(&mut s, 2_700, &dispatch(), &c), Ok(()));
+    assert_eq!(s.next_deadline(&c), Millis(3_700));
+    assert_eq!(s.tick(Millis(3_700), &c), Tick::Probe);
+    assert_eq!(s.tick(Millis(4_699), &c), Tick::Idle);
+    assert_eq!(
+        s.tick(Millis(4_700), &c),
         Tick::Expired(GatewayError::HeartbeatTimeout)
     );
 }
 
+#[test]
+fn a_silent_client_is_closed_two_intervals_after_its_last_message() {
+    let c = probing();
+    let mut s = ConnSession::new(Millis(0), &c);
+    s.identified(Millis(0), SessionId(1));
+    let mut at = Millis(0);
+    let verdict = loop {
+        at = s.next_deadline(&c);
+        match s.tick(at, &c) {
+            Tick::Probe => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(
+        (verdict, at),
+        (Tick::Expired(GatewayError::HeartbeatTimeout), Millis(2_000))
+    );
+}
+
+#[test]
+fn a_client_heartbeating_every_interval_that_never_answers_probes_is_kept() {
+    let c = probing();
+    let mut s = ConnSession::new(Millis(0), &c);
+    s.identified(Millis(0), SessionId(1));
+    // Heartbeats every interval, each up to 30% late (jitter), probes ignored: the timer
+    // fires at every deadline, as the reactor's would.
+    let mut probes = 0;
+    for beat in 1..=20u64 {
+        let when = beat * 1_000 + (beat * 37 % 300);
+        while s.next_deadline(&c) <= Millis(when) {
+            let due = s.next_deadline(&c);
+            match s.tick(due, &c) {
+                Tick::Probe => probes += 1,
+                other => panic!("at {due:?}: {other:?}"),
+            }
+        }
+        assert_eq!(message(&mut s, when, &Op::Heartbeat(None), &c), Ok(()));
+    }
+    assert!(
+        probes > 0,
+        "late heartbeats are probed, and a heartbeat answers"
+    );
+}
 #[test]
 fn rate_limit_answers_then_closes_on_abuse_and_refills() {
     let c = GatewayConfig {
@@ -175,4 +265,15 @@ fn no_heartbeat_deadline_when_not_required() {
     s.identified(Millis(0), SessionId(1));
     assert_eq!(s.next_deadline(&c), Millis::NEVER);
     assert_eq!(s.tick(Millis(1_000_000), &c), Tick::Idle);
+}
+
+#[test]
+fn server_heartbeats_go_out_at_0_85_of_the_interval() {
+    let period = |ms| GatewayConfig::with_heartbeat(Millis(ms)).server_heartbeat_period();
+    assert_eq!(period(30_000), Millis(25_500));
+    assert_eq!(period(500), Millis(425));
+    assert_eq!(period(41_250), Millis(35_062));
+    assert_eq!(period(1), Millis(1));
+    assert_eq!(period(7), Millis(5));
+    assert_eq!(period(1 << 62), Millis((1 << 62) / 20 * 17 + 3));
 }

@@ -62,6 +62,9 @@ pub mod code {
     pub const SESSION_REPLACED: u16 = 4010;
     /// `VOICE_CLIENT_NOT_FOUND`: no voice client for that guild (not fatal).
     pub const VOICE_CLIENT_NOT_FOUND: u16 = 4011;
+    /// `TOO_MANY_SESSIONS`: a new session refused for the session bounds (fatal; the
+    /// example refuses at the upgrade with 429 or 503 instead).
+    pub const TOO_MANY_SESSIONS: u16 = 4012;
     /// `INTERNAL_ERROR`: the server could not go on (fatal).
     pub const INTERNAL_ERROR: u16 = 4000;
 }
@@ -80,6 +83,7 @@ pub fn error_name(c: u16) -> &'static str {
         code::SESSION_REPLACED => "SESSION_REPLACED",
         code::VOICE_CLIENT_NOT_FOUND => "VOICE_CLIENT_NOT_FOUND",
         code::INTERNAL_ERROR => "INTERNAL_ERROR",
+        code::TOO_MANY_SESSIONS => "TOO_MANY_SESSIONS",
         _ => "ERROR",
     }
 }
@@ -171,6 +175,7 @@ impl Dialect for Discodo {
             }
             GatewayError::RateLimited { fatal } => (code::RATE_LIMITED, *fatal),
             GatewayError::HeartbeatTimeout => (code::HEARTBEAT_TIMEOUT, true),
+            GatewayError::TooManySessions { .. } => (code::TOO_MANY_SESSIONS, true),
             GatewayError::App { code, fatal, .. } => (*code, *fatal),
         };
         let why = match error {

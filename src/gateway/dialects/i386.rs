@@ -101,6 +101,9 @@ pub mod code {
     pub const ALREADY_CONNECTED: u16 = 4014;
     /// The session was resumed on another connection (this one is closed).
     pub const SESSION_REPLACED: u16 = 4015;
+    /// A new session refused: the user holds its quota of sessions, all live, or the
+    /// server is full of sessions none of which may be ended for it.
+    pub const TOO_MANY_SESSIONS: u16 = 4017;
 }
 
 impl Dialect for I386 {
@@ -198,6 +201,7 @@ impl Dialect for I386 {
             GatewayError::SessionReplaced => (code::SESSION_REPLACED, true),
             GatewayError::RateLimited { fatal } => (code::RATE_LIMITED, *fatal),
             GatewayError::HeartbeatTimeout => (code::SESSION_TIMED_OUT, true),
+            GatewayError::TooManySessions { .. } => (code::TOO_MANY_SESSIONS, true),
             GatewayError::App { code, fatal, .. } => (*code, *fatal),
         };
         Answer {

@@ -66,6 +66,9 @@ pub mod code {
     pub const ALREADY_CONNECTED: u16 = 4012;
     /// Anything but IDENTIFY before IDENTIFY, or no IDENTIFY in time.
     pub const NOT_IDENTIFIED: u16 = 4013;
+    /// A new session (IDENTIFY) refused: this address holds its quota of sessions, all
+    /// live, or the server is full of sessions none of which may be ended for it.
+    pub const TOO_MANY_SESSIONS: u16 = 4014;
 }
 
 /// The close reason sent with each of the seed's codes.
@@ -153,6 +156,7 @@ impl Dialect for Nexus {
             | GatewayError::SessionReplaced
             | GatewayError::HeartbeatTimeout => (code::SESSION_EXPIRED, true),
             GatewayError::RateLimited { fatal } => (code::NOT_ALLOWED, *fatal),
+            GatewayError::TooManySessions { .. } => (code::TOO_MANY_SESSIONS, true),
             GatewayError::App { code, fatal, .. } => (*code, *fatal),
         };
         let text = match error {

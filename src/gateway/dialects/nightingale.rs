@@ -42,6 +42,9 @@ pub mod code {
     pub const CANNOT_RESUME: u16 = 4000;
     /// Any other refusal (not produced by the bundled example).
     pub const POLICY: u16 = 1008;
+    /// A new session refused for the session bounds (the example refuses at the upgrade
+    /// with 429 or 503 instead).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
 }
 
 /// `id` written as a UUID (`00000000-0000-0000-XXXX-XXXXXXXXXXXX`, the id's 16 hex digits
@@ -101,6 +104,7 @@ impl Dialect for Nightingale {
                 code::SESSION_REPLACED,
                 "session resumed on another connection".into(),
             ),
+            GatewayError::TooManySessions { .. } => (code::TRY_AGAIN_LATER, error.reason()),
             GatewayError::InvalidSession => {
                 (code::CANNOT_RESUME, "session cannot be resumed".into())
             }

@@ -85,6 +85,9 @@ pub mod code {
     pub const BANNED: u16 = 4011;
     /// The room was closed.
     pub const ROOM_CLOSED: u16 = 4012;
+    /// A new session refused for the session bounds (the example refuses at the upgrade
+    /// with 429 or 503 instead).
+    pub const TOO_MANY_SESSIONS: u16 = 4013;
     /// The session is live elsewhere (unused by the example).
     pub const ALREADY_CONNECTED: u16 = 4014;
     /// The session was taken over elsewhere (unused by the example).
@@ -186,6 +189,7 @@ impl Dialect for Rooms {
             GatewayError::SessionReplaced => Some(code::SESSION_REPLACED),
             GatewayError::RateLimited { fatal } => fatal.then_some(code::RATE_LIMITED),
             GatewayError::HeartbeatTimeout => Some(code::HEARTBEAT_TIMEOUT),
+            GatewayError::TooManySessions { .. } => Some(code::TOO_MANY_SESSIONS),
             GatewayError::App { code, fatal, .. } => fatal.then_some(*code),
         };
         Answer {
