@@ -206,6 +206,12 @@ impl Handler for Chat {
             && !self.banned.contains(&session.user)
     }
 
+    /// Sessions count against their user's quota (`--max-sessions-per-owner`): one user
+    /// opening sessions fast only ever evicts its own detached ones.
+    fn owner(&self, session: &Chatter) -> Option<postern::gateway::Owner> {
+        Some(postern::gateway::Owner::user(&session.user))
+    }
+
     fn ready_fields(&self, session: &Chatter) -> String {
         format!(
             "\"enc_key\":\"{}\",\"user\":{},\"channel\":{}",
@@ -357,6 +363,7 @@ struct Options {
     max_payload: usize,
     large_threshold: usize,
     max_sessions: usize,
+    max_sessions_per_owner: usize,
     max_channels: usize,
     limits: Config,
 }
@@ -370,6 +377,7 @@ fn parse_args() -> Result<Options, String> {
         max_payload: 4096,
         large_threshold: 250,
         max_sessions: GatewayConfig::default().max_sessions,
+        max_sessions_per_owner: GatewayConfig::default().max_sessions_per_owner,
         max_channels: 10_000,
         limits: Config::default(),
     };
@@ -400,6 +408,7 @@ fn parse_args() -> Result<Options, String> {
             "--max-payload" => o.max_payload = number()? as usize,
             "--large-threshold" => o.large_threshold = number()? as usize,
             "--max-sessions" => o.max_sessions = number()?.max(1) as usize,
+            "--max-sessions-per-owner" => o.max_sessions_per_owner = number()?.max(1) as usize,
             "--max-channels" => o.max_channels = number()?.max(1) as usize,
             _ => return Err(format!("unknown option {arg}")),
         }
@@ -411,7 +420,7 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-channels N] {}", serve::LIMIT_USAGE);
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-sessions-per-owner N] [--max-channels N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -427,6 +436,7 @@ fn main() -> ExitCode {
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     gateway_config.resume_window = options.resume_window;
     gateway_config.max_sessions = options.max_sessions;
+    gateway_config.max_sessions_per_owner = options.max_sessions_per_owner;
     let chat = Chat {
         users: options.users,
         banned: HashSet::new(),

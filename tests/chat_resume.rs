@@ -260,3 +260,65 @@ fn a_session_dropped_by_the_session_bound_gets_4006_never_a_gap() {
     // Live sessions are never dropped for the bound: bob is still served.
     bob.heartbeat();
 }
+
+#[test]
+fn one_user_opening_sessions_fast_cannot_evict_another_users_detached_session() {
+    // Issue 12: at the session bound the oldest detached session went, whoever's it was; a
+    // user opening sessions fast ended another user's (whose resume then got 4006).
+    let server = Server::start(CALM, &["--max-sessions", "6"]);
+    let (alice, ready) = server.login(ALICE);
+    alice.close(); // detached, the oldest detached session from here on
+    // Bob churns through 30 sessions, each dropped at once: only his own are evicted.
+    for _ in 0..30 {
+        let (bob, _) = server.login(BOB);
+        bob.close();
+    }
+    // Then holds live ones up to the bound: the one beyond it is refused (4017), since
+    // nobody over their fair share has a detached session left and bob has none.
+    let mut live = Vec::new();
+    let refused = loop {
+        let mut c = server.connect();
+        c.send(json!({"f": 110, "cnf": {"token": BOB}}));
+        let first = c.recv();
+        if first["f"] == 140 {
+            live.push(c);
+            assert!(live.len() <= 6, "more sessions than the bound");
+            continue;
+        }
+        assert_eq!(first, json!({"f": 150, "cnf": {"c": 4017, "d": true}}));
+        break c;
+    };
+    let mut refused = refused;
+    assert_eq!(refused.expect_close(4017), "too many sessions");
+    assert_eq!(live.len(), 5, "bob got every slot but alice's");
+    let mut back = server.connect();
+    let again = back.resume(ALICE, ready["session_id"].clone(), 1);
+    assert_eq!(again["session_id"], ready["session_id"]);
+}
+
+#[test]
+fn a_user_over_its_session_quota_evicts_its_own_oldest_or_is_refused() {
+    let server = Server::start(CALM, &["--max-sessions-per-owner", "3"]);
+    let (alice, alice_ready) = server.login(ALICE);
+    alice.close();
+    let (bob, first) = server.login(BOB);
+    bob.close();
+    let mut live: Vec<_> = (0..2).map(|_| server.login(BOB).0).collect();
+    // Bob holds 3 (one detached): his 4th session ends his own detached one.
+    live.push(server.login(BOB).0);
+    let mut c = server.connect();
+    c.send_resume(BOB, first["session_id"].clone(), 0);
+    c.expect_error(4006, false);
+    // All 3 live: the 4th is refused with 4017, and alice's detached session is untouched.
+    let mut c = server.connect();
+    c.send(json!({"f": 110, "cnf": {"token": BOB}}));
+    c.expect_error(4017, true);
+    assert_eq!(c.expect_close(4017), "too many sessions for this client");
+    let mut back = server.connect();
+    back.resume(ALICE, alice_ready["session_id"].clone(), 1);
+    // Bob's live sessions were never touched: each still answers a heartbeat.
+    for mut bob in live {
+        bob.send(json!({"f": 120}));
+        while bob.recv() != json!({"f": 120}) {}
+    }
+}
