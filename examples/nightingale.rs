@@ -441,6 +441,13 @@ impl Handler for NightingaleServer {
         Err(GatewayError::NotIdentified) // Unreachable: the dialect decodes no identify.
     }
 
+    /// `/ws` is unauthenticated and `user_id` only claimed: sessions count against the
+    /// peer address (IPv4, or the IPv6 /64), so one address opening sessions fast only
+    /// ever evicts its own detached ones (`--max-sessions-per-owner`).
+    fn owner(&self, _: &Bot) -> Option<postern::gateway::Owner> {
+        None
+    }
+
     fn ready_fields(&self, bot: &Bot) -> String {
         Obj::new().str("session", &bot.uuid).members()
     }
@@ -501,6 +508,7 @@ impl Handler for NightingaleServer {
 fn main() -> ExitCode {
     let mut listen = ([127, 0, 0, 1], 9005).into();
     let (mut password, mut window) = (None, Millis(60_000));
+    let mut quotas = GatewayConfig::default();
     let mut limits = Config::default();
     let parsed = rest::options(std::env::args().skip(1), |name, value| {
         if serve::limit_option(&mut limits, name, &value)? {
@@ -516,13 +524,21 @@ fn main() -> ExitCode {
                         .map_err(|e| format!("--resume-window-ms: {e}"))?,
                 )
             }
+            "--max-sessions" | "--max-sessions-per-owner" => {
+                let n: usize = value.parse().map_err(|e| format!("{name}: {e}"))?;
+                match name {
+                    "--max-sessions" => quotas.max_sessions = n.max(1),
+                    _ => quotas.max_sessions_per_owner = n.max(1),
+                }
+            }
             _ => return Err(format!("unknown option {name}")),
         }
         Ok(())
     });
     if let Err(e) = parsed {
         eprintln!(
-            "{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N] {}",
+            "{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N] \
+             [--max-sessions N] [--max-sessions-per-owner N] {}",
             serve::LIMIT_USAGE
         );
         return ExitCode::from(2);
@@ -534,6 +550,8 @@ fn main() -> ExitCode {
     let gateway_config = GatewayConfig {
         heartbeat_required: false,
         resume_window: window,
+        max_sessions: quotas.max_sessions,
+        max_sessions_per_owner: quotas.max_sessions_per_owner,
         ..GatewayConfig::default()
     };
     let server = NightingaleServer {

@@ -542,3 +542,80 @@ fn options_defaults_and_errors() {
         .unwrap_or_default();
     assert_eq!(password.len(), 24, "{first}");
 }
+
+/// An upgrade on `path` from the local address `source` (another loopback address is
+/// another owner): the client, or the refusal's HTTP status.
+fn ws_from(source: &str, server: &Server, path: &str) -> Result<Client, u16> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let from: std::net::SocketAddr = format!("{source}:0").parse().expect("source");
+    socket.bind(&from.into()).expect("bind the source address");
+    socket.connect(&server.addr.into()).expect("connect");
+    let url = format!("ws://{}{path}", server.addr);
+    match tungstenite::client::client(url, TcpStream::from(socket)) {
+        Ok((ws, _)) => Ok(Client { ws }),
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(r))) => {
+            Err(r.status().as_u16())
+        }
+        Err(e) => panic!("WebSocket handshake: {e}"),
+    }
+}
+
+fn start_with(extra: &[&str]) -> Server {
+    let mut args = vec!["--listen", "127.0.0.1:0", "--password", PASSWORD];
+    args.extend_from_slice(extra);
+    Server::spawn(binary(), &args).expect("listening")
+}
+
+#[test]
+fn one_address_opening_sessions_fast_never_evicts_another_addresss_detached_session() {
+    // Issue 12: at the session bound the oldest detached session went, whoever's it was:
+    // unauthenticated /ws sessions from one address removed a disconnected bot's session
+    // (its resume then got 404).
+    let server = start_with(&["--max-sessions", "8"]);
+    let mut bot = ws_from("127.0.0.2", &server, "/ws?shards=1&user_id=1").expect("upgrade");
+    let ready = bot.recv();
+    let session = ready["data"]["session"]
+        .as_str()
+        .expect("session")
+        .to_owned();
+    bot.close(); // detached, the oldest detached session from here on
+                 // Another address churns through 40 sessions, each dropped at once: only its own go.
+    for _ in 0..40 {
+        server.open(2).0.close();
+    }
+    // Then holds live ones until refused: 503, since nobody over their fair share has a
+    // detached session left and the newcomer's owner has none.
+    let mut live = Vec::new();
+    let status = loop {
+        match server.try_ws("/ws?shards=1&user_id=2", &[]) {
+            Ok(c) => live.push(c),
+            Err(status) => break status,
+        }
+        assert!(live.len() <= 8, "more sessions than the bound");
+    };
+    assert_eq!((status, live.len()), (503, 7));
+    let mut back = server.resume(&session);
+    back.expect_silence(QUIET);
+}
+
+#[test]
+fn an_address_over_its_session_quota_gets_429_and_others_are_served() {
+    let server = start_with(&["--max-sessions-per-owner", "3"]);
+    let live: Vec<Client> = (0..3).map(|_| server.open(2).0).collect();
+    assert_eq!(
+        server.try_ws("/ws?shards=1&user_id=2", &[]).err(),
+        Some(429)
+    );
+    // Another address is its own owner.
+    let mut other = ws_from("127.0.0.2", &server, "/ws?shards=1&user_id=1").expect("upgrade");
+    assert_eq!(other.recv()["op"], "ready");
+    // One of the first address's sessions dropped: its next one replaces that one.
+    let mut live = live.into_iter();
+    live.next().expect("a live session").close();
+    let (_again, _) = server.open(2);
+    assert_eq!(
+        server.try_ws("/ws?shards=1&user_id=2", &[]).err(),
+        Some(429)
+    );
+}
