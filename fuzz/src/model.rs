@@ -1,7 +1,7 @@
 //! The session machine, the registry and the replay buffer driven by arbitrary operations
 //! and clock jumps, beside a model of the clients.
 //!
-//! The engine's glue (src/gateway/core.rs and engine.rs: `deliver`, `resume`, `evict`,
+//! The engine's glue (src/gateway/core.rs and engine.rs: `deliver`, `resume`, `make_room`,
 //! `on_close`, the timers) needs a reactor and sockets, so [`Model`] repeats it over the
 //! real [`ConnSession`], [`Registry`] and [`ReplayBuffer`](postern::gateway::replay) and
 //! checks, after every operation:
