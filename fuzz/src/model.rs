@@ -42,7 +42,7 @@ const MAX_OPS: usize = 400;
 /// The owner of client `c`'s sessions: clients 0 and 2 share one, so that one owner's
 /// quota meets another's sessions.
 fn owner_of(c: usize) -> Owner {
-    Owner::user(if c % 2 == 0 { "even" } else { "odd" })
+    Owner::user(if c.is_multiple_of(2) { "even" } else { "odd" })
 }
 
 /// One open connection.

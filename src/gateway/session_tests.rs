@@ -169,12 +169,11 @@ fn a_silent_client_is_closed_two_intervals_after_its_last_message() {
     let c = probing();
     let mut s = ConnSession::new(Millis(0), &c);
     s.identified(Millis(0), SessionId(1));
-    let mut at = Millis(0);
-    let verdict = loop {
-        at = s.next_deadline(&c);
+    let (verdict, at) = loop {
+        let at = s.next_deadline(&c);
         match s.tick(at, &c) {
             Tick::Probe => continue,
-            other => break other,
+            other => break (other, at),
         }
     };
     assert_eq!(

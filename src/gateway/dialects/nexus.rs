@@ -161,6 +161,7 @@ impl Dialect for Nexus {
         };
         let text = match error {
             GatewayError::App { reason, .. } => reason.clone(),
+            GatewayError::TooManySessions { .. } => error.reason(),
             _ => Cow::Borrowed(reason(c)),
         };
         Answer {
