@@ -267,7 +267,8 @@ fn one_user_opening_sessions_fast_cannot_evict_another_users_detached_session() 
     // user opening sessions fast ended another user's (whose resume then got 4006).
     let server = Server::start(CALM, &["--max-sessions", "6"]);
     let (alice, ready) = server.login(ALICE);
-    alice.close(); // detached, the oldest detached session from here on
+    // Alice's session is detached: the oldest detached session from here on.
+    alice.close();
     // Bob churns through 30 sessions, each dropped at once: only his own are evicted.
     for _ in 0..30 {
         let (bob, _) = server.login(BOB);
