@@ -579,8 +579,9 @@ fn one_address_opening_sessions_fast_never_evicts_another_addresss_detached_sess
         .as_str()
         .expect("session")
         .to_owned();
-    bot.close(); // detached, the oldest detached session from here on
-                 // Another address churns through 40 sessions, each dropped at once: only its own go.
+    // The bot's session is detached: the oldest detached session from here on.
+    bot.close();
+    // Another address churns through 40 sessions, each dropped at once: only its own go.
     for _ in 0..40 {
         server.open(2).0.close();
     }

@@ -147,9 +147,10 @@ fn the_largest_owner_with_a_detached_session_is_asked_first() {
     let mut reg: Registry<()> = Registry::default();
     hold(&mut reg, &small, 100, 1, 1);
     hold(&mut reg, &mid, 10, 3, 1);
-    hold(&mut reg, &big, 1, 5, 0); // the largest, but all live
-                                   // Share is 3 (9 over 3 owners): mid holds 3, not over; small holds 1. The newcomer
-                                   // (small) trades its own.
+    // Big is the largest, but all its sessions are live.
+    hold(&mut reg, &big, 1, 5, 0);
+    // Share is 3 (9 over 3 owners): mid holds 3, not over; small holds 1. The newcomer
+    // (small) trades its own.
     assert_eq!(reg.room_for(&small, quota), Ok(vec![SessionId(100)]));
     reg.detach(SessionId(1));
     // Now big (5 > 3) has a detached session: it goes, whoever asks.
