@@ -21,6 +21,7 @@ use postern::gateway::{Admit, DecodeError, Gateway, GatewayConfig, GatewayError,
 use postern::http::percent_decode;
 use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -410,10 +411,15 @@ impl Handler for RoomsServer {
         if !self.authorized(request) {
             return text(401, "missing or wrong admin token").header("WWW-Authenticate", "Bearer");
         }
-        let decoded: Vec<String> = rest
+        // The reactor refuses (400) a target that does not decode to UTF-8 before it gets
+        // here; checked again so that two ids can never decode to the same one.
+        let decoded: Result<Vec<String>, _> = rest
             .split('/')
-            .map(|s| percent_decode(s).into_owned())
+            .map(|s| percent_decode(s).map(Cow::into_owned))
             .collect();
+        let Ok(decoded) = decoded else {
+            return text(400, "path segment is not UTF-8 once percent-decoded");
+        };
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         match segments[..] {
             [room, ..] if room.is_empty() || room.len() > MAX_ID => text(404, "not found"),

@@ -184,6 +184,21 @@ class RoomsTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual(status, 404)
         await self.join("r", "p")
 
+    async def test_ids_that_do_not_decode_to_utf8_are_400_and_never_name_another(self):
+        why = "request target is not UTF-8 once percent-decoded"
+        for query in ["?roomId=%FE&participantId=p", "?roomId=r&participantId=%FF",
+                      "?roomId=r&participantId=a%C3"]:
+            self.assertEqual(await self.refused("/gateway" + query), (400, why), query)
+        fffd, thorn = await self.join("r", "%EF%BF%BD"), await self.join("r", "%C3%BE")
+        for path in ["/rooms/r/participants/%FE", "/rooms/r/participants/%FF", "/rooms/%FE"]:
+            self.assertEqual(await self.rest("DELETE", path), (400, why), path)
+        kick = {"e": 5, "d": {"userId": "\u00fe"}}
+        self.assertEqual(await self.rest("DELETE", "/rooms/r/participants/%C3%BE"), (200, kick))
+        self.assertEqual(await thorn.expect(5), kick)
+        self.assertEqual(await thorn.closed(), (4010, "kicked"))
+        self.assertEqual(await fffd.expect(5), kick)
+        self.assertEqual(await fffd.live(0.3), [], "U+FFFD is another participant")
+
     # -- heartbeats -----------------------------------------------------------------------
 
     async def test_heartbeats_and_answered_probes_keep_a_client(self):
