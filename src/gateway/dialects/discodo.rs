@@ -62,6 +62,9 @@ pub mod code {
     pub const SESSION_REPLACED: u16 = 4010;
     /// `VOICE_CLIENT_NOT_FOUND`: no voice client for that guild (not fatal).
     pub const VOICE_CLIENT_NOT_FOUND: u16 = 4011;
+    /// `LIMIT_REACHED`: the node holds as many audio managers or voice clients as it may,
+    /// or the audio manager as many voice clients; nothing was created (not fatal).
+    pub const LIMIT_REACHED: u16 = 4012;
     /// `INTERNAL_ERROR`: the server could not go on (fatal).
     pub const INTERNAL_ERROR: u16 = 4000;
 }
@@ -79,6 +82,7 @@ pub fn error_name(c: u16) -> &'static str {
         code::HEARTBEAT_TIMEOUT => "HEARTBEAT_TIMEOUT",
         code::SESSION_REPLACED => "SESSION_REPLACED",
         code::VOICE_CLIENT_NOT_FOUND => "VOICE_CLIENT_NOT_FOUND",
+        code::LIMIT_REACHED => "LIMIT_REACHED",
         code::INTERNAL_ERROR => "INTERNAL_ERROR",
         _ => "ERROR",
     }
