@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9003), `--admin-token T` (default: a random
-//! token, printed), `--heartbeat-ms N` (default 30000). Prints `listening on ADDR` on
-//! stderr when ready. The protocol, the REST API and every close code:
+//! token, printed), `--heartbeat-ms N` (default 30000), `--max-closed-rooms N` (default
+//! 100000: closed rooms remembered, the oldest forgotten first). Prints `listening on ADDR`
+//! on stderr when ready. The protocol, the REST API and every close code:
 //! docs/protocols/rooms.md.
 
 #[path = "support/serve.rs"]
@@ -22,9 +23,10 @@ use postern::http::percent_decode;
 use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 /// The WebSocket endpoint.
 const GATEWAY_PATH: &str = "/gateway";
@@ -58,12 +60,50 @@ impl Room {
     }
 }
 
+/// The rooms closed by the admin, remembered so that they stay closed (410): the last
+/// `most` of them, the oldest forgotten first (a forgotten room can be joined again, as a
+/// new room). Without the bound every room ever closed would be kept for good.
+struct ClosedRooms {
+    set: HashSet<Rc<str>>,
+    order: VecDeque<Rc<str>>,
+    most: usize,
+}
+
+impl ClosedRooms {
+    fn new(most: usize) -> Self {
+        ClosedRooms {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            most,
+        }
+    }
+
+    fn contains(&self, room: &str) -> bool {
+        self.set.contains(room)
+    }
+
+    /// Remembers `room` as closed, forgetting the oldest closed room past the bound.
+    fn insert(&mut self, room: &str) {
+        if self.set.contains(room) {
+            return;
+        }
+        let room: Rc<str> = Rc::from(room);
+        self.set.insert(Rc::clone(&room));
+        self.order.push_back(room);
+        while self.order.len() > self.most {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
 /// The rooms server.
 struct RoomsServer {
     admin_token: String,
     heartbeat: Millis,
     rooms: HashMap<String, Room>,
-    closed: HashSet<String>,
+    closed: ClosedRooms,
 }
 
 /// The server's own heartbeat, per session.
@@ -264,7 +304,7 @@ impl RoomsServer {
                 broadcast(gw, room, event::ROOM_UPDATE, &c)
             }
             ("DELETE", []) => {
-                self.closed.insert(room.to_owned());
+                self.closed.insert(room);
                 let sent = broadcast(gw, room, event::ROOM_CLOSE, &serde_json::json!({}));
                 self.disconnect(gw, room, None, code::ROOM_CLOSED, "room closed");
                 self.rooms.remove(room);
@@ -442,6 +482,7 @@ struct Options {
     listen: SocketAddr,
     admin_token: Option<String>,
     heartbeat: Millis,
+    max_closed_rooms: usize,
     limits: Config,
 }
 
@@ -450,6 +491,7 @@ fn parse_args() -> Result<Options, String> {
         listen: ([127, 0, 0, 1], 9003).into(),
         admin_token: None,
         heartbeat: Millis(30_000),
+        max_closed_rooms: 100_000,
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -465,6 +507,11 @@ fn parse_args() -> Result<Options, String> {
                 let n: u64 = value.parse().map_err(|e| format!("--heartbeat-ms: {e}"))?;
                 o.heartbeat = Millis(n.max(10));
             }
+            "--max-closed-rooms" => {
+                o.max_closed_rooms = value
+                    .parse()
+                    .map_err(|e| format!("--max-closed-rooms: {e}"))?;
+            }
             _ => return Err(format!("unknown option {arg} (or empty value)")),
         }
     }
@@ -476,7 +523,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] {}",
+                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] [--max-closed-rooms N] {}",
                 serve::LIMIT_USAGE
             );
             return ExitCode::from(2);
@@ -499,7 +546,7 @@ fn main() -> ExitCode {
         admin_token,
         heartbeat: interval,
         rooms: HashMap::new(),
-        closed: HashSet::new(),
+        closed: ClosedRooms::new(options.max_closed_rooms),
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
     serve::serve("rooms", options.listen, options.limits, gateway)

@@ -113,9 +113,10 @@ class Client:
 
 
 class RoomsTest(unittest.IsolatedAsyncioTestCase):
-    async def asyncSetUp(self):
+    async def asyncSetUp(self, *extra):
         self.proc = await asyncio.create_subprocess_exec(
             BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--heartbeat-ms", str(HB),
+            *extra,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         line = (await asyncio.wait_for(self.proc.stderr.readline(), 10)).decode()
@@ -316,6 +317,21 @@ class RoomsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await c.expect(7), {"e": 7, "d": {}})
             self.assertEqual(await c.closed(), (4012, "room closed"))
         self.assertEqual((await self.refused("/gateway?roomId=c&participantId=a"))[0], 410)
+
+    async def test_closed_rooms_remembered_are_bounded_oldest_forgotten_first(self):
+        await self.asyncTearDown()
+        await self.asyncSetUp("--max-closed-rooms", "2")
+        for room in ["a", "b"]:
+            self.assertEqual(await self.rest("DELETE", f"/rooms/{room}"), (200, {"e": 7, "d": {}}))
+        self.assertEqual(await self.rest("DELETE", "/rooms/a"), (410, "room is closed"))
+        self.assertEqual(await self.refused("/gateway?roomId=a&participantId=p"),
+                         (410, "room is closed"))
+        self.assertEqual((await self.rest("DELETE", "/rooms/c"))[0], 200)
+        # "a", the oldest, is forgotten: a new room of that name; "b" and "c" stay closed.
+        await self.join("a", "p")
+        for room in ["b", "c"]:
+            self.assertEqual(await self.refused(f"/gateway?roomId={room}&participantId=p"),
+                             (410, "room is closed"), room)
 
     # -- bad input ------------------------------------------------------------------------
 
