@@ -54,6 +54,18 @@ struct Manager {
     expiry: Option<TimerId>,
 }
 
+impl Manager {
+    /// RESUMED's `d`: every voice client as `[guild_id, channel_id]`.
+    fn resumed(&self) -> String {
+        let pairs: Vec<String> = self
+            .voice
+            .values()
+            .map(|vc| format!("[{},{}]", vc.guild, vc.channel))
+            .collect();
+        format!("{{\"voice_clients\":[{}]}}", pairs.join(","))
+    }
+}
+
 /// What the node may hold, so that no client can make it grow without end. Managers
 /// waiting out VC_TIMEOUT count: the seed promises them their full VC_TIMEOUT, so they are
 /// never evicted early; past a bound, creating is refused with `LIMIT_REACHED`.
@@ -74,6 +86,24 @@ impl Default for Limits {
             voice_clients: 10_000,
             per_manager: 2_500,
         }
+    }
+}
+
+impl Limits {
+    /// `LIMIT_REACHED` if a manager holding `of_manager` voice clients, on a node holding
+    /// `of_node`, may not have one more.
+    fn room_for_voice_client(&self, of_manager: usize, of_node: usize) -> Result<(), GatewayError> {
+        if of_manager >= self.per_manager {
+            let bound = "this audio manager's bound on voice clients";
+            return Err(limit(bound, self.per_manager));
+        }
+        if of_node >= self.voice_clients {
+            return Err(limit(
+                "this node's bound on voice clients",
+                self.voice_clients,
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -206,18 +236,11 @@ impl Node {
                     let why = "the same user_id and shard_id identified on another connection";
                     gw.end_session(old, &app(code::SESSION_REPLACED, true, why));
                 }
-                let pairs: Vec<String> = m
-                    .voice
-                    .values()
-                    .map(|vc| format!("[{},{}]", vc.guild, vc.channel))
-                    .collect();
-                Some(format!("{{\"voice_clients\":[{}]}}", pairs.join(",")))
+                Some(m.resumed())
             }
             None if full => {
-                return Err(limit(
-                    "this node's bound on audio managers",
-                    self.limits.managers,
-                ));
+                let most = self.limits.managers;
+                return Err(limit("this node's bound on audio managers", most));
             }
             None => {
                 let m = Manager {
@@ -281,14 +304,8 @@ impl Node {
         if channel.as_deref() == Some("null") {
             return Ok(()); // left a channel it had no voice client for
         }
-        if m.voice.len() >= self.limits.per_manager {
-            let most = self.limits.per_manager;
-            return Err(limit("this audio manager's bound on voice clients", most));
-        }
-        if self.voice_clients >= self.limits.voice_clients {
-            let most = self.limits.voice_clients;
-            return Err(limit("this node's bound on voice clients", most));
-        }
+        self.limits
+            .room_for_voice_client(m.voice.len(), self.voice_clients)?;
         self.voice_clients += 1;
         self.next_vc += 1;
         let vc = VoiceClient {
