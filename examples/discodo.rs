@@ -9,7 +9,9 @@
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9002), `--password PW` (default: a random
 //! password, printed), `--heartbeat-ms N` (default 15000), `--vc-timeout-ms N` (default
-//! 300000). Prints `listening on ADDR` on stderr when ready. The protocol, every op and
+//! 300000), and the node's bounds (see [`Limits`]): `--max-managers N` (default 1000),
+//! `--max-voice-clients N` (default 10000), `--max-voice-clients-per-manager N` (default
+//! 2500). Prints `listening on ADDR` on stderr when ready. The protocol, every op and
 //! every error: docs/protocols/discodo.md.
 
 #[path = "support/serve.rs"]
@@ -52,11 +54,67 @@ struct Manager {
     expiry: Option<TimerId>,
 }
 
+impl Manager {
+    /// RESUMED's `d`: every voice client as `[guild_id, channel_id]`.
+    fn resumed(&self) -> String {
+        let pairs: Vec<String> = self
+            .voice
+            .values()
+            .map(|vc| format!("[{},{}]", vc.guild, vc.channel))
+            .collect();
+        format!("{{\"voice_clients\":[{}]}}", pairs.join(","))
+    }
+}
+
+/// What the node may hold, so that no client can make it grow without end. Managers
+/// waiting out VC_TIMEOUT count: the seed promises them their full VC_TIMEOUT, so they are
+/// never evicted early; past a bound, creating is refused with `LIMIT_REACHED`.
+struct Limits {
+    /// Audio managers, live or waiting out VC_TIMEOUT (one per connection at most).
+    managers: usize,
+    /// Voice clients of every manager together.
+    voice_clients: usize,
+    /// Voice clients of one manager: Discord puts at most 2,500 guilds on a shard, and a
+    /// manager is one shard's.
+    per_manager: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            managers: 1_000,
+            voice_clients: 10_000,
+            per_manager: 2_500,
+        }
+    }
+}
+
+impl Limits {
+    /// `LIMIT_REACHED` if a manager holding `of_manager` voice clients, on a node holding
+    /// `of_node`, may not have one more.
+    fn room_for_voice_client(&self, of_manager: usize, of_node: usize) -> Result<(), GatewayError> {
+        if of_manager >= self.per_manager {
+            let bound = "this audio manager's bound on voice clients";
+            return Err(limit(bound, self.per_manager));
+        }
+        if of_node >= self.voice_clients {
+            return Err(limit(
+                "this node's bound on voice clients",
+                self.voice_clients,
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The Discodo node.
 struct Node {
     password: String,
     vc_timeout: Millis,
     managers: HashMap<Key, Manager>,
+    /// Voice clients of every manager together.
+    voice_clients: usize,
+    limits: Limits,
     next_vc: u64,
 }
 
@@ -66,6 +124,13 @@ fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
 
 fn bad(why: impl Into<Cow<'static, str>>) -> GatewayError {
     app(code::BAD_REQUEST, false, why)
+}
+
+/// `LIMIT_REACHED` (not fatal): `bound` (e.g. "this node's bound on voice clients") of
+/// `most` is reached.
+fn limit(bound: &str, most: usize) -> GatewayError {
+    let why = format!("{bound} ({most}) is reached");
+    app(code::LIMIT_REACHED, false, why)
 }
 
 /// A Discord id (snowflake) as a JSON string or integer: (lookup key, JSON as sent).
@@ -161,6 +226,7 @@ impl Node {
             None => None,
         };
         let key = (user_id.clone(), shard);
+        let full = self.managers.len() >= self.limits.managers;
         let resumed = match self.managers.get_mut(&key) {
             Some(m) => {
                 if let Some(t) = m.expiry.take() {
@@ -170,12 +236,11 @@ impl Node {
                     let why = "the same user_id and shard_id identified on another connection";
                     gw.end_session(old, &app(code::SESSION_REPLACED, true, why));
                 }
-                let pairs: Vec<String> = m
-                    .voice
-                    .values()
-                    .map(|vc| format!("[{},{}]", vc.guild, vc.channel))
-                    .collect();
-                Some(format!("{{\"voice_clients\":[{}]}}", pairs.join(",")))
+                Some(m.resumed())
+            }
+            None if full => {
+                let most = self.limits.managers;
+                return Err(limit("this node's bound on audio managers", most));
             }
             None => {
                 let m = Manager {
@@ -239,6 +304,9 @@ impl Node {
         if channel.as_deref() == Some("null") {
             return Ok(()); // left a channel it had no voice client for
         }
+        self.limits
+            .room_for_voice_client(m.voice.len(), self.voice_clients)?;
+        self.voice_clients += 1;
         self.next_vc += 1;
         let vc = VoiceClient {
             id: random_hex(8).unwrap_or_else(|_| format!("{:016x}", self.next_vc)),
@@ -336,6 +404,7 @@ impl Handler for Node {
             "VC_DESTROY" => {
                 let (m, guild) = self.voice_client(&key, op, d)?;
                 if let Some(vc) = m.voice.remove(&guild) {
+                    self.voice_clients -= 1;
                     send(
                         gw,
                         session,
@@ -380,7 +449,9 @@ impl Handler for Node {
 
     fn on_timer(&mut self, _: &mut Gw<'_, '_, Self>, key: Key) {
         if self.managers.get(&key).is_some_and(|m| m.owner.is_none()) {
-            self.managers.remove(&key);
+            if let Some(m) = self.managers.remove(&key) {
+                self.voice_clients -= m.voice.len();
+            }
         }
     }
 }
@@ -390,6 +461,7 @@ struct Options {
     password: Option<String>,
     heartbeat: Millis,
     vc_timeout: Millis,
+    node_limits: Limits,
     limits: Config,
 }
 
@@ -399,6 +471,7 @@ fn parse_args() -> Result<Options, String> {
         password: None,
         heartbeat: Millis(15_000),
         vc_timeout: Millis(300_000),
+        node_limits: Limits::default(),
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -408,11 +481,15 @@ fn parse_args() -> Result<Options, String> {
             continue;
         }
         let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
+        let count = || value.parse::<usize>().map_err(|e| format!("{arg}: {e}"));
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--password" if !value.is_empty() => o.password = Some(value),
             "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(10)),
             "--vc-timeout-ms" => o.vc_timeout = Millis(number()?),
+            "--max-managers" => o.node_limits.managers = count()?,
+            "--max-voice-clients" => o.node_limits.voice_clients = count()?,
+            "--max-voice-clients-per-manager" => o.node_limits.per_manager = count()?,
             _ => return Err(format!("unknown option {arg} (or empty value)")),
         }
     }
@@ -423,7 +500,7 @@ fn main() -> ExitCode {
     let options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N] {}", serve::LIMIT_USAGE);
+            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N] [--max-managers N] [--max-voice-clients N] [--max-voice-clients-per-manager N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
@@ -439,6 +516,8 @@ fn main() -> ExitCode {
         password,
         vc_timeout: options.vc_timeout,
         managers: HashMap::new(),
+        voice_clients: 0,
+        limits: options.node_limits,
         next_vc: 0,
     };
     let config = Config {

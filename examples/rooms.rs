@@ -7,8 +7,9 @@
 //! ```
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9003), `--admin-token T` (default: a random
-//! token, printed), `--heartbeat-ms N` (default 30000). Prints `listening on ADDR` on
-//! stderr when ready. The protocol, the REST API and every close code:
+//! token, printed), `--heartbeat-ms N` (default 30000), `--max-closed-rooms N` (default
+//! 100000: closed rooms remembered, the oldest forgotten first). Prints `listening on ADDR`
+//! on stderr when ready. The protocol, the REST API and every close code:
 //! docs/protocols/rooms.md.
 
 #[path = "support/serve.rs"]
@@ -23,9 +24,11 @@ use postern::gateway::{
 use postern::http::percent_decode;
 use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::rc::Rc;
 
 /// The WebSocket endpoint.
 const GATEWAY_PATH: &str = "/gateway";
@@ -59,6 +62,44 @@ impl Room {
     }
 }
 
+/// The rooms closed by the admin, remembered so that they stay closed (410): the last
+/// `most` of them, the oldest forgotten first (a forgotten room can be joined again, as a
+/// new room). Without the bound every room ever closed would be kept for good.
+struct ClosedRooms {
+    set: HashSet<Rc<str>>,
+    order: VecDeque<Rc<str>>,
+    most: usize,
+}
+
+impl ClosedRooms {
+    fn new(most: usize) -> Self {
+        ClosedRooms {
+            set: HashSet::new(),
+            order: VecDeque::new(),
+            most,
+        }
+    }
+
+    fn contains(&self, room: &str) -> bool {
+        self.set.contains(room)
+    }
+
+    /// Remembers `room` as closed, forgetting the oldest closed room past the bound.
+    fn insert(&mut self, room: &str) {
+        if self.set.contains(room) {
+            return;
+        }
+        let room: Rc<str> = Rc::from(room);
+        self.set.insert(Rc::clone(&room));
+        self.order.push_back(room);
+        while self.order.len() > self.most {
+            if let Some(oldest) = self.order.pop_front() {
+                self.set.remove(&oldest);
+            }
+        }
+    }
+}
+
 /// The rooms server.
 struct RoomsServer {
     admin_token: String,
@@ -66,7 +107,7 @@ struct RoomsServer {
     /// timing out after exactly one silent interval never trips on jitter.
     heartbeat: Millis,
     rooms: HashMap<String, Room>,
-    closed: HashSet<String>,
+    closed: ClosedRooms,
 }
 
 /// The server's own heartbeat, per session.
@@ -267,7 +308,7 @@ impl RoomsServer {
                 broadcast(gw, room, event::ROOM_UPDATE, &c)
             }
             ("DELETE", []) => {
-                self.closed.insert(room.to_owned());
+                self.closed.insert(room);
                 let sent = broadcast(gw, room, event::ROOM_CLOSE, &serde_json::json!({}));
                 self.disconnect(gw, room, None, code::ROOM_CLOSED, "room closed");
                 self.rooms.remove(room);
@@ -414,10 +455,15 @@ impl Handler for RoomsServer {
         if !self.authorized(request) {
             return text(401, "missing or wrong admin token").header("WWW-Authenticate", "Bearer");
         }
-        let decoded: Vec<String> = rest
+        // The reactor refuses (400) a target that does not decode to UTF-8 before it gets
+        // here; checked again so that two ids can never decode to the same one.
+        let decoded: Result<Vec<String>, _> = rest
             .split('/')
-            .map(|s| percent_decode(s).into_owned())
+            .map(|s| percent_decode(s).map(Cow::into_owned))
             .collect();
+        let Ok(decoded) = decoded else {
+            return text(400, "path segment is not UTF-8 once percent-decoded");
+        };
         let segments: Vec<&str> = decoded.iter().map(String::as_str).collect();
         match segments[..] {
             [room, ..] if room.is_empty() || room.len() > MAX_ID => text(404, "not found"),
@@ -440,6 +486,7 @@ struct Options {
     listen: SocketAddr,
     admin_token: Option<String>,
     heartbeat: Millis,
+    max_closed_rooms: usize,
     limits: Config,
 }
 
@@ -448,6 +495,7 @@ fn parse_args() -> Result<Options, String> {
         listen: ([127, 0, 0, 1], 9003).into(),
         admin_token: None,
         heartbeat: Millis(30_000),
+        max_closed_rooms: 100_000,
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -463,6 +511,11 @@ fn parse_args() -> Result<Options, String> {
                 let n: u64 = value.parse().map_err(|e| format!("--heartbeat-ms: {e}"))?;
                 o.heartbeat = Millis(n.max(10));
             }
+            "--max-closed-rooms" => {
+                o.max_closed_rooms = value
+                    .parse()
+                    .map_err(|e| format!("--max-closed-rooms: {e}"))?;
+            }
             _ => return Err(format!("unknown option {arg} (or empty value)")),
         }
     }
@@ -474,7 +527,7 @@ fn main() -> ExitCode {
         Ok(o) => o,
         Err(e) => {
             eprintln!(
-                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] {}",
+                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] [--max-closed-rooms N] {}",
                 serve::LIMIT_USAGE
             );
             return ExitCode::from(2);
@@ -497,7 +550,7 @@ fn main() -> ExitCode {
         admin_token,
         heartbeat: gateway_config.server_heartbeat_period(),
         rooms: HashMap::new(),
-        closed: HashSet::new(),
+        closed: ClosedRooms::new(options.max_closed_rooms),
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
     serve::serve("rooms", options.listen, options.limits, gateway)

@@ -221,7 +221,15 @@ proptest! {
             Ok(())
         };
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let Ok(Parsed::Complete { request, head_len }) = parse_request(req.as_bytes(), &mut headers) else {
+        let parsed = parse_request(req.as_bytes(), &mut headers);
+        if postern::http::percent_decode(&path).is_err() {
+            // Before any upgrade check: a target that does not decode to UTF-8 is 400.
+            let why = HttpError::BadRequest("request target is not UTF-8 once percent-decoded");
+            prop_assert_eq!(parsed.err(), Some(why));
+            checks::upgrade_request(req.as_bytes());
+            return Ok(());
+        }
+        let Ok(Parsed::Complete { request, head_len }) = parsed else {
             panic!("not complete: {req:?}");
         };
         prop_assert_eq!(head_len, req.len());

@@ -252,6 +252,51 @@ fn upgrade_needs_both_query_parameters_and_the_gateway_path() {
     hello(&mut ws);
 }
 
+/// The 400 body of a target with a component that does not percent-decode to UTF-8.
+const NOT_UTF8: &str = "request target is not UTF-8 once percent-decoded";
+
+#[test]
+fn ids_that_do_not_decode_to_utf8_are_400_and_never_name_another() {
+    let s = Server::start();
+    for query in [
+        "?roomId=%FE&participantId=p",
+        "?roomId=r&participantId=%FF",
+        "?roomId=r&participantId=a%C3",
+        "?roomId=%ED%A0%80&participantId=p",
+    ] {
+        let (status, body) = s.refused(query);
+        assert_eq!((status, body.trim()), (400, NOT_UTF8), "{query}");
+    }
+    // U+FFFD itself and another character: two valid ids, two participants.
+    let (mut fffd, mut thorn) = (s.join("r", "%EF%BF%BD"), s.join("r", "%C3%BE"));
+    hello(&mut fffd);
+    hello(&mut thorn);
+    for path in [
+        "/rooms/r/participants/%FE",
+        "/rooms/r/participants/%FF",
+        "/rooms/%FF/participants/p",
+        "/rooms/%FE",
+    ] {
+        let (status, body) = s.rest("DELETE", path, None);
+        assert_eq!((status, body.trim()), (400, NOT_UTF8), "{path}");
+    }
+    let (status, _) = s.rest("DELETE", "/rooms/r/participants/%C3%BE", None);
+    assert_eq!(status, 200);
+    let kick = json!({"e": 5, "d": {"userId": "\u{FE}"}});
+    assert_eq!(expect(&mut thorn, 5), kick);
+    let (code, reason, _) = closed(&mut thorn, ms(1000));
+    assert_eq!((code, reason.as_str()), (4010, "kicked"));
+    assert_eq!(expect(&mut fffd, 5), kick);
+    assert!(live_for(&mut fffd, ms(300)).is_empty(), "U+FFFD stays");
+    let (status, body) = s.rest("GET", "/rooms/r", None);
+    let state: Value = serde_json::from_str(&body).expect("room state");
+    assert_eq!(status, 200);
+    assert_eq!(
+        (&state["participants"], &state["kicked"]),
+        (&json!(["\u{FFFD}"]), &json!(["\u{FE}"]))
+    );
+}
+
 #[test]
 fn heartbeats_keep_a_client_alive_and_are_not_answered() {
     let s = Server::start();

@@ -200,9 +200,18 @@ pub fn upgrade_request(buf: &[u8]) {
     };
     let _ = (request.method(), request.target(), request.version_minor());
     assert!(request.target().starts_with(request.path()));
-    for pair in request.query().split('&') {
+    assert!(
+        postern::http::percent_decode(request.target()).is_ok(),
+        "a parsed target decodes to UTF-8 (else 400)"
+    );
+    for pair in request.query().split('&').filter(|pair| !pair.is_empty()) {
         let name = pair.split('=').next().unwrap_or("");
         let _ = request.query_param(name);
+        let decoded = postern::http::percent_decode(name).expect("a parsed name decodes");
+        assert!(
+            request.query_param(&decoded).is_some(),
+            "{name:?} is present"
+        );
     }
     let _ = (request.header("host"), request.header_str("upgrade"));
     let _ = request.header_values("connection").count();

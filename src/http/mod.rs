@@ -21,7 +21,7 @@ mod request;
 mod response;
 mod upgrade;
 
-pub use query::percent_decode;
+pub use query::{percent_decode, NotUtf8};
 pub use request::{parse_request, Parsed, Request, MAX_HEADERS};
 pub use response::{reason_phrase, write_response, write_switching_protocols, Response};
 pub use upgrade::{accept_key, validate_upgrade, Upgrade};

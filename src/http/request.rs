@@ -2,7 +2,7 @@
 
 use std::borrow::Cow;
 
-use super::query::find_param;
+use super::query::{find_param, target_decodes};
 use super::HttpError;
 
 /// The number of header fields a request may carry; a header array of this size passed to
@@ -41,7 +41,9 @@ pub enum Parsed<'h, 'b> {
 /// Returns [`Parsed::Partial`] while the head is incomplete. A malformed head is
 /// [`HttpError::BadRequest`] (400) with a reason naming the offending part; more header
 /// fields than `headers` can hold is [`HttpError::HeadersTooLarge`] (431). Only HTTP/1.0 and
-/// HTTP/1.1 are accepted (httparse rejects other versions as malformed).
+/// HTTP/1.1 are accepted (httparse rejects other versions as malformed). A target with a
+/// path segment or query component that does not percent-decode to UTF-8 (`%FE`) is 400
+/// too, so that decoding is never lossy (see [`super::percent_decode`]).
 pub fn parse_request<'h, 'b>(
     buf: &'b [u8],
     headers: &'h mut [httparse::Header<'b>],
@@ -59,6 +61,9 @@ pub fn parse_request<'h, 'b>(
         headers,
     } = req;
     match (method, path, version) {
+        (Some(_), Some(target), Some(_)) if !target_decodes(target) => Err(HttpError::BadRequest(
+            "request target is not UTF-8 once percent-decoded",
+        )),
         (Some(method), Some(target), Some(version_minor)) => Ok(Parsed::Complete {
             request: Request {
                 method,
@@ -132,10 +137,11 @@ impl<'h, 'b> Request<'h, 'b> {
     }
 
     /// The first value of query parameter `name`, percent-decoded with `+` as space (invalid
-    /// escapes kept literally, non-UTF-8 decoded lossily); `None` if absent. `?a=` and `?a`
-    /// both give `Some("")`. Borrowed from the buffer when nothing needed decoding.
+    /// escapes kept literally); `None` if absent. `?a=` and `?a` both give `Some("")`.
+    /// Borrowed from the buffer when nothing needed decoding. Exact: [`parse_request`]
+    /// refused any target with a component that does not decode to UTF-8.
     pub fn query_param(&self, name: &str) -> Option<Cow<'b, str>> {
-        find_param(self.query(), name)
+        find_param(self.query(), name).and_then(Result::ok)
     }
 
     /// The HTTP minor version: 1 for HTTP/1.1, 0 for HTTP/1.0.
@@ -386,7 +392,7 @@ mod tests {
     #[test]
     fn query_params() {
         let buf =
-            b"GET /gw?roomId=42&name=a%20b+c&e=&flag&bad=%zz%4&u=%FF&roomId=7 HTTP/1.1\r\n\r\n";
+            b"GET /gw?roomId=42&name=a%20b+c&e=&flag&bad=%zz%4&u=%EF%BF%BD&roomId=7 HTTP/1.1\r\n\r\n";
         with_request(buf, |r| {
             assert_eq!(r.query_param("roomId").as_deref(), Some("42"));
             assert!(matches!(r.query_param("roomId"), Some(Cow::Borrowed(_))));
@@ -397,6 +403,26 @@ mod tests {
             assert_eq!(r.query_param("u").as_deref(), Some("\u{FFFD}"));
             assert_eq!(r.query_param("absent"), None);
             assert_eq!(r.query_param("ROOMID"), None);
+        });
+    }
+
+    #[test]
+    fn a_target_that_does_not_decode_to_utf8_is_400() {
+        let why = HttpError::BadRequest("request target is not UTF-8 once percent-decoded");
+        for target in [
+            "/gateway?roomId=%FE&participantId=p",
+            "/gateway?roomId=r&participantId=%FF",
+            "/rooms/%FE/participants/p",
+            "/rooms/r/participants/a%C3",
+            "/x?%FF=1",
+        ] {
+            let buf = format!("GET {target} HTTP/1.1\r\nHost: h\r\n\r\n");
+            assert_eq!(parse_err(buf.as_bytes()), why, "{target}");
+        }
+        let raw = b"GET /x?a=\xFE HTTP/1.1\r\nHost: h\r\n\r\n";
+        assert_eq!(parse_err(raw).status(), 400, "a raw non-UTF-8 byte");
+        with_request(b"GET /r/%EF%BF%BD?a=%zz HTTP/1.1\r\n\r\n", |r| {
+            assert_eq!(r.query_param("a").as_deref(), Some("%zz"));
         });
     }
 

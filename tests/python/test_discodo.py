@@ -95,10 +95,10 @@ def voice_server(guild):
 
 
 class DiscodoTest(unittest.IsolatedAsyncioTestCase):
-    async def asyncSetUp(self):
+    async def asyncSetUp(self, *extra):
         self.proc = await asyncio.create_subprocess_exec(
             BIN, "--listen", "127.0.0.1:0", "--password", PASSWORD,
-            "--heartbeat-ms", str(HB), "--vc-timeout-ms", str(VC_TIMEOUT),
+            "--heartbeat-ms", str(HB), "--vc-timeout-ms", str(VC_TIMEOUT), *extra,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         line = (await asyncio.wait_for(self.proc.stderr.readline(), 10)).decode()
@@ -202,6 +202,33 @@ class DiscodoTest(unittest.IsolatedAsyncioTestCase):
         await c.send("VC_DESTROY", {"guild_id": "100"})
         self.assertEqual((await c.recv())["op"], "VOICE_CLIENT_NOT_FOUND")
         await self.assertAlive(c)
+
+    async def test_bounds_per_manager_and_per_node_answer_limit_reached(self):
+        await self.asyncTearDown()
+        await self.asyncSetUp("--max-voice-clients-per-manager", "2", "--max-voice-clients", "3",
+                              "--max-managers", "2")
+
+        def full(bound, most):
+            return {"op": "LIMIT_REACHED", "d": f"{bound} ({most}) is reached"}
+
+        async def create(c, user, guild):
+            await c.send("DISCORD_EVENT", voice_state(str(guild), "5", user))
+            return await c.recv()
+
+        a, b = await self.bot("1"), await self.bot("2")
+        for guild in (10, 11):
+            self.assertEqual((await create(a, "1", guild))["op"], "VC_CREATED")
+        self.assertEqual(await create(a, "1", 12),
+                         full("this audio manager's bound on voice clients", 2))
+        self.assertEqual((await create(b, "2", 10))["op"], "VC_CREATED")
+        self.assertEqual(await create(b, "2", 11), full("this node's bound on voice clients", 3))
+        c = await self.bot("3")
+        self.assertEqual(await c.recv(), full("this node's bound on audio managers", 2))
+        for bystander in (a, b, c):
+            await self.assertAlive(bystander)
+        await a.send("VC_DESTROY", {"guild_id": "10"})
+        self.assertEqual((await a.recv())["op"], "VC_DESTROYED")
+        self.assertEqual((await create(b, "2", 11))["op"], "VC_CREATED")
 
     async def make_voice_clients(self, user):
         c = await self.bot(user)

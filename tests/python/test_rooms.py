@@ -113,9 +113,10 @@ class Client:
 
 
 class RoomsTest(unittest.IsolatedAsyncioTestCase):
-    async def asyncSetUp(self):
+    async def asyncSetUp(self, *extra):
         self.proc = await asyncio.create_subprocess_exec(
             BIN, "--listen", "127.0.0.1:0", "--admin-token", TOKEN, "--heartbeat-ms", str(HB),
+            *extra,
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         line = (await asyncio.wait_for(self.proc.stderr.readline(), 10)).decode()
@@ -183,6 +184,21 @@ class RoomsTest(unittest.IsolatedAsyncioTestCase):
         status, _ = await self.refused("/ws?roomId=r&participantId=p")
         self.assertEqual(status, 404)
         await self.join("r", "p")
+
+    async def test_ids_that_do_not_decode_to_utf8_are_400_and_never_name_another(self):
+        why = "request target is not UTF-8 once percent-decoded"
+        for query in ["?roomId=%FE&participantId=p", "?roomId=r&participantId=%FF",
+                      "?roomId=r&participantId=a%C3"]:
+            self.assertEqual(await self.refused("/gateway" + query), (400, why), query)
+        fffd, thorn = await self.join("r", "%EF%BF%BD"), await self.join("r", "%C3%BE")
+        for path in ["/rooms/r/participants/%FE", "/rooms/r/participants/%FF", "/rooms/%FE"]:
+            self.assertEqual(await self.rest("DELETE", path), (400, why), path)
+        kick = {"e": 5, "d": {"userId": "\u00fe"}}
+        self.assertEqual(await self.rest("DELETE", "/rooms/r/participants/%C3%BE"), (200, kick))
+        self.assertEqual(await thorn.expect(5), kick)
+        self.assertEqual(await thorn.closed(), (4010, "kicked"))
+        self.assertEqual(await fffd.expect(5), kick)
+        self.assertEqual(await fffd.live(0.3), [], "U+FFFD is another participant")
 
     # -- heartbeats -----------------------------------------------------------------------
 
@@ -328,6 +344,21 @@ class RoomsTest(unittest.IsolatedAsyncioTestCase):
             self.assertEqual(await c.expect(7), {"e": 7, "d": {}})
             self.assertEqual(await c.closed(), (4012, "room closed"))
         self.assertEqual((await self.refused("/gateway?roomId=c&participantId=a"))[0], 410)
+
+    async def test_closed_rooms_remembered_are_bounded_oldest_forgotten_first(self):
+        await self.asyncTearDown()
+        await self.asyncSetUp("--max-closed-rooms", "2")
+        for room in ["a", "b"]:
+            self.assertEqual(await self.rest("DELETE", f"/rooms/{room}"), (200, {"e": 7, "d": {}}))
+        self.assertEqual(await self.rest("DELETE", "/rooms/a"), (410, "room is closed"))
+        self.assertEqual(await self.refused("/gateway?roomId=a&participantId=p"),
+                         (410, "room is closed"))
+        self.assertEqual((await self.rest("DELETE", "/rooms/c"))[0], 200)
+        # "a", the oldest, is forgotten: a new room of that name; "b" and "c" stay closed.
+        await self.join("a", "p")
+        for room in ["b", "c"]:
+            self.assertEqual(await self.refused(f"/gateway?roomId={room}&participantId=p"),
+                             (410, "room is closed"), room)
 
     # -- bad input ------------------------------------------------------------------------
 

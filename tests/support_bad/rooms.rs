@@ -21,6 +21,8 @@ const ADMIN: &str = "Bearer rooms-admin";
 const HELLO: &str = r#"{"e":0,"d":{"heartbeatInterval":1000}}"#;
 const BEAT: &str = r#"{"e":1,"d":{}}"#;
 const PROBE: &str = r#"{"e":2,"d":{}}"#;
+/// The library's 400 body for a target that does not percent-decode to UTF-8.
+const NOT_UTF8: &str = "request target is not UTF-8 once percent-decoded";
 /// Where the observer (participant `watcher`) and every hostile client are.
 const ROOM: &str = "obs";
 
@@ -185,6 +187,18 @@ pub fn rows() -> Vec<Row> {
             400,
             "roomId and participantId are at most 256 bytes",
         ),
+        // Refused by the library's request parser (its bodies have no final newline).
+        Row::http("upgrade with a roomId that does not decode to UTF-8 (%FE)")
+            .write(upgrade_request("/gateway?roomId=%FE&participantId=x", ""))
+            .status(400)
+            .body(NOT_UTF8),
+        Row::http("upgrade with a participantId that does not decode to UTF-8 (a lone %C3)")
+            .write(upgrade_request(
+                "/gateway?roomId=obs&participantId=w%C3",
+                "",
+            ))
+            .status(400)
+            .body(NOT_UTF8),
         refused(
             "upgrade on another path",
             "/elsewhere?roomId=obs&participantId=x",
@@ -230,6 +244,15 @@ pub fn rows() -> Vec<Row> {
             "",
             401,
             "missing",
+        ),
+        rest(
+            "REST kick, with the token, of an id that does not decode to UTF-8 (%FF)",
+            "DELETE",
+            "/rooms/obs/participants/%FF",
+            Some(ADMIN),
+            "",
+            400,
+            NOT_UTF8,
         ),
         rest(
             "REST lock with the token as Basic",

@@ -198,6 +198,10 @@ pub fn http_rows(base: &str) -> Vec<Row> {
         Row::http("65 header fields")
             .write(format!("{line}\r\n{many}\r\n"))
             .status(431),
+        Row::http("request target whose %FE does not decode to UTF-8")
+            .write(format!("GET /%FE?a=%FF HTTP/1.1{headers}"))
+            .status(400)
+            .body("request target is not UTF-8 once percent-decoded"),
         Row::http("malformed request line: GARBAGE")
             .write("GARBAGE\r\n\r\n")
             .status(400),

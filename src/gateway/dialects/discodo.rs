@@ -62,9 +62,12 @@ pub mod code {
     pub const SESSION_REPLACED: u16 = 4010;
     /// `VOICE_CLIENT_NOT_FOUND`: no voice client for that guild (not fatal).
     pub const VOICE_CLIENT_NOT_FOUND: u16 = 4011;
+    /// `LIMIT_REACHED`: the node holds as many audio managers or voice clients as it may,
+    /// or the audio manager as many voice clients; nothing was created (not fatal).
+    pub const LIMIT_REACHED: u16 = 4012;
     /// `TOO_MANY_SESSIONS`: a new session refused for the session bounds (fatal; the
     /// example refuses at the upgrade with 429 or 503 instead).
-    pub const TOO_MANY_SESSIONS: u16 = 4012;
+    pub const TOO_MANY_SESSIONS: u16 = 4013;
     /// `INTERNAL_ERROR`: the server could not go on (fatal).
     pub const INTERNAL_ERROR: u16 = 4000;
 }
@@ -82,6 +85,7 @@ pub fn error_name(c: u16) -> &'static str {
         code::HEARTBEAT_TIMEOUT => "HEARTBEAT_TIMEOUT",
         code::SESSION_REPLACED => "SESSION_REPLACED",
         code::VOICE_CLIENT_NOT_FOUND => "VOICE_CLIENT_NOT_FOUND",
+        code::LIMIT_REACHED => "LIMIT_REACHED",
         code::INTERNAL_ERROR => "INTERNAL_ERROR",
         code::TOO_MANY_SESSIONS => "TOO_MANY_SESSIONS",
         _ => "ERROR",

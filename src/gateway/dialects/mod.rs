@@ -34,7 +34,7 @@ mod tests {
         );
         assert_eq!(
             close(&super::discodo::Discodo, true),
-            Some((4012, owner.clone()))
+            Some((4013, owner.clone()))
         );
         assert_eq!(
             close(&super::nexus::Nexus, false),
