@@ -203,6 +203,8 @@ pub enum Incoming {
     Close(u16, String),
     /// The connection ended without a Close frame.
     Gone,
+    /// A Ping or Pong (answered, never returned by [`Client::next`]).
+    Ping,
 }
 
 /// A WebSocket client.
@@ -219,10 +221,30 @@ impl Client {
         self.ws.send(Message::text(text)).expect("send");
     }
 
-    /// The next message within `limit`, or `None` if nothing came.
+    /// The next message within `limit`, or `None` if nothing came. The server's Pings are
+    /// answered (tungstenite queues the Pong and writes it on the next read) and skipped.
     pub fn next(&mut self, limit: Duration) -> Option<Incoming> {
-        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = self
+                .ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.read_one() {
+                Some(Incoming::Ping) if Instant::now() < deadline => continue,
+                Some(Incoming::Ping) => return None,
+                other => return other,
+            }
+        }
+    }
+
+    fn read_one(&mut self) -> Option<Incoming> {
         match self.ws.read() {
+            Ok(Message::Ping(_) | Message::Pong(_)) => {
+                let _ = self.ws.flush(); // The Pong goes out now.
+                Some(Incoming::Ping)
+            }
             Ok(Message::Text(t)) => Some(Incoming::Json(
                 serde_json::from_str(t.as_str()).expect("JSON"),
             )),
