@@ -144,13 +144,27 @@ impl Server {
         auth: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let auth: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        self.http_with(method, target, &auth, body)
+    }
+
+    /// A REST request with `headers`: the status and the JSON body (`null` if not JSON).
+    pub fn http_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(EXPECT)).expect("timeout");
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = auth
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
+        let headers: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
+        let head =
+            format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}");
         let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
         s.write_all(request.as_bytes()).expect("write");
         let mut raw = String::new();
