@@ -8,6 +8,10 @@
 //!
 //! The protocol, every payload, close code and REST route: docs/protocols/nexus.md.
 
+#[path = "support/bounds.rs"]
+mod bounds;
+#[path = "support/nexus_json.rs"]
+mod nexus_json;
 #[path = "support/player.rs"]
 mod player;
 #[path = "support/rest.rs"]
@@ -15,10 +19,9 @@ mod rest;
 #[path = "support/serve.rs"]
 mod serve;
 
-use player::{
-    EndReason, Event, Held, Limits, Over, Player, Refusal, Track, Voice, VoiceChange, VoicePayload,
-    Wake, DEFAULT_PAGE, MAX_PAGE,
-};
+use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use nexus_json::{emit, state_json, track_json, voice_op, Change, Guild};
+use player::{Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nexus::{code, reason, Nexus};
 use postern::gateway::{
     random_hex, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
@@ -51,17 +54,6 @@ struct Owner {
     tracks: usize,
     /// While it has no socket: the timer that drops its players.
     expiry: Option<TimerId>,
-}
-
-/// One guild's player, owned by the client that joined its voice channel.
-struct Guild {
-    owner: String,
-    channel: Option<u64>,
-    self_mute: bool,
-    self_deaf: bool,
-    voice: Voice,
-    player: Player,
-    wake: Wake,
 }
 
 /// The server's timers.
@@ -98,134 +90,6 @@ fn fail(c: u16) -> GatewayError {
 
 fn decode_error(why: &str) -> GatewayError {
     GatewayError::Decode(DecodeError::Malformed(why.to_owned()))
-}
-
-fn track_json(t: &Track) -> String {
-    let s = &t.spec;
-    Obj::new()
-        .num("id", t.id)
-        .opt_str("title", s.title.as_deref())
-        .opt_str("artist", s.artist.as_deref())
-        .opt_str("album", s.album.as_deref())
-        .opt_str("channel", s.channel.as_deref())
-        .opt_str("url", s.url.as_deref())
-        .opt_str("thumbnail", s.thumbnail.as_deref())
-        .num("duration_ms", s.duration_ms)
-        .done()
-}
-
-/// The player's state without its queue: QUEUE_STATE_UPDATE's `old_state` and `new_state`
-/// and the start of the player object.
-fn summary(guild: u64, g: &Guild, now: Millis) -> Obj {
-    let current = g.player.current().map_or("null".into(), track_json);
-    Obj::new()
-        .opt_id("guild_id", Some(guild))
-        .opt_id("channel_id", g.channel)
-        .bool("self_mute", g.self_mute)
-        .bool("self_deaf", g.self_deaf)
-        .bool("connected", g.voice.is_connected())
-        .bool("paused", g.player.is_paused())
-        .num("position_ms", g.player.position(now).0)
-        .raw("current", &current)
-        .num("queue_length", g.player.len() as u64)
-}
-
-/// The player object of the REST answers: the summary and one page of the queue.
-fn state_json(guild: u64, g: &Guild, now: Millis, page: Page) -> String {
-    let tracks = g.player.page(page.offset, page.limit).map(track_json);
-    summary(guild, g, now)
-        .num("offset", page.offset as u64)
-        .raw("tracks", &rest::array(tracks))
-        .done()
-}
-
-/// The op 1 payload: the Discord gateway's voice state update (op 4) to forward.
-fn voice_op(guild: u64, g: &Guild) -> String {
-    let d = Obj::new()
-        .opt_id("guild_id", Some(guild))
-        .opt_id("channel_id", g.channel)
-        .bool("self_mute", g.self_mute)
-        .bool("self_deaf", g.self_deaf)
-        .done();
-    let op4 = Obj::new().num("op", 4).raw("d", &d).done();
-    Obj::new().num("op", 1).raw("d", &op4).done()
-}
-
-/// What a player operation changed, for QUEUE_STATE_UPDATE: the state before it and the
-/// tracks it appended (JSON texts).
-struct Change {
-    old_state: String,
-    added: String,
-}
-
-impl Change {
-    /// Before an operation that adds nothing.
-    fn before(guild: u64, g: &Guild, now: Millis) -> Change {
-        Change {
-            old_state: summary(guild, g, now).done(),
-            added: "[]".into(),
-        }
-    }
-}
-
-/// Dispatches the payloads of the player's events, in order, to `to` (nothing while the
-/// owner has no socket).
-fn emit(
-    gw: &mut Gw<'_, '_, NexusServer>,
-    to: Option<SessionId>,
-    guild: u64,
-    g: &Guild,
-    events: Vec<Event>,
-    change: &Change,
-) {
-    let Some(to) = to else {
-        return;
-    };
-    let now = gw.now();
-    let with_track = |t: &Track| {
-        Obj::new()
-            .opt_id("guild_id", Some(guild))
-            .raw("track", &track_json(t))
-    };
-    for event in events {
-        let (name, data) = match event {
-            Event::Started(t) => ("TRACK_START", with_track(&t).done()),
-            Event::Ended(track, reason) => {
-                let why = match reason {
-                    EndReason::Finished => "finished",
-                    EndReason::Skipped => "skipped",
-                    EndReason::Stopped => "stopped",
-                    EndReason::Failed(e) => {
-                        let data = with_track(&track).str("error", &e).done();
-                        gw.dispatch(to, "AUDIO_PLAYER_ERROR", &data);
-                        "error"
-                    }
-                };
-                ("TRACK_FINISH", with_track(&track).str("reason", why).done())
-            }
-            Event::Refused(track, error) => (
-                "TRACK_ERROR",
-                with_track(&track).str("error", &error).done(),
-            ),
-            Event::Paused(track, position) | Event::Resumed(track, position) => {
-                let status = Obj::new()
-                    .opt_id("guild_id", Some(guild))
-                    .bool("paused", g.player.is_paused());
-                let data = status
-                    .num("position_ms", position.0)
-                    .raw("track", &track_json(&track));
-                ("AUDIO_PLAYER_STATUS", data.done())
-            }
-            Event::QueueChanged => {
-                let data = Obj::new()
-                    .raw("old_state", &change.old_state)
-                    .raw("new_state", &summary(guild, g, now).done())
-                    .raw("added", &change.added);
-                ("QUEUE_STATE_UPDATE", data.done())
-            }
-        };
-        gw.dispatch(to, name, &data);
-    }
 }
 
 impl NexusServer {

@@ -10,6 +10,8 @@
 //!
 //! The protocol, every payload, status and REST route: docs/protocols/nightingale.md.
 
+#[path = "support/bounds.rs"]
+mod bounds;
 #[path = "support/player.rs"]
 mod player;
 #[path = "support/rest.rs"]
@@ -17,10 +19,8 @@ mod rest;
 #[path = "support/serve.rs"]
 mod serve;
 
-use player::{
-    EndReason, Event, Held, Limits, Over, Player, Refusal, Track, Voice, VoiceChange, VoicePayload,
-    Wake, DEFAULT_PAGE, MAX_PAGE,
-};
+use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nightingale::Nightingale;
 use postern::gateway::{
     random_uuid, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
