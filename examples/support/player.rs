@@ -269,9 +269,12 @@ impl Player {
         self.current.as_ref().is_some_and(|p| p.since.is_none())
     }
 
-    /// The current track's position (zero when idle).
+    /// The current track's position (zero when idle), never past the point where it ends or
+    /// breaks (a tick that comes late does not show more playback than there was).
     pub fn position(&self, now: Millis) -> Millis {
-        self.current.as_ref().map_or(Millis(0), |p| p.position(now))
+        self.current
+            .as_ref()
+            .map_or(Millis(0), |p| p.position(now).min(p.track.limit().0))
     }
 
     /// When [`tick`](Player::tick) must be called next (`None`: idle or paused).
