@@ -4,7 +4,12 @@
 //!
 //! ```text
 //! cargo run --release --example nexus -- --password PW [--listen ADDR] [--heartbeat-ms N]
+//!     [--player-window-ms N] [--ping-interval-ms N] [--idle-timeout-ms N] [--max-queue N] ...
 //! ```
+//!
+//! An identified client is never expired for silence (WebSocket Ping/Pong finds dead
+//! sockets); a new socket with the same `client-id` replaces the old one (4006) and keeps the
+//! client's players, which outlive its last socket for the player window.
 //!
 //! The protocol, every payload, close code and REST route: docs/protocols/nexus.md.
 

@@ -6,7 +6,11 @@
 //!
 //! ```text
 //! cargo run --release --example nightingale -- --password PW [--listen ADDR] [--resume-window-ms N]
+//!     [--ping-interval-ms N] [--idle-timeout-ms N] [--max-queue N] ...
 //! ```
+//!
+//! The seed has no heartbeat: dead peers are found by WebSocket Ping/Pong (closed with 1001
+//! after 60 s without any frame, by default).
 //!
 //! The protocol, every payload, status and REST route: docs/protocols/nightingale.md.
 
