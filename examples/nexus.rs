@@ -4,10 +4,19 @@
 //!
 //! ```text
 //! cargo run --release --example nexus -- --password PW [--listen ADDR] [--heartbeat-ms N]
+//!     [--player-window-ms N] [--ping-interval-ms N] [--idle-timeout-ms N] [--max-queue N] ...
 //! ```
+//!
+//! An identified client is never expired for silence (WebSocket Ping/Pong finds dead
+//! sockets); a new socket with the same `client-id` replaces the old one (4006) and keeps the
+//! client's players, which outlive its last socket for the player window.
 //!
 //! The protocol, every payload, close code and REST route: docs/protocols/nexus.md.
 
+#[path = "support/bounds.rs"]
+mod bounds;
+#[path = "support/nexus_json.rs"]
+mod nexus_json;
 #[path = "support/player.rs"]
 mod player;
 #[path = "support/rest.rs"]
@@ -15,36 +24,49 @@ mod rest;
 #[path = "support/serve.rs"]
 mod serve;
 
-use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
+use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use nexus_json::{emit, state_json, track_json, voice_op, Change, Guild};
+use player::{Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nexus::{code, reason, Nexus};
 use postern::gateway::{
     random_hex, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
     SessionId,
 };
+use postern::timer::TimerId;
 use postern::{Config, ConnId, Millis, Request, Response};
-use rest::{error, ok, Obj};
+use rest::{error, ok, Obj, Page};
 use serde_json::value::RawValue;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
-/// Players held at once, all clients together.
-const MAX_GUILDS: usize = 10_000;
+/// How long a client's players outlive its last socket by default (`--player-window-ms`).
+const PLAYER_WINDOW_MS: u64 = 60_000;
 
-/// An identified client (the session state).
+/// An identified socket's session: its client id and access token.
 struct Client {
     client_id: String,
     token: String,
 }
 
-/// One guild's player, owned by the client that joined its voice channel.
-struct Guild {
-    owner: SessionId,
-    channel: Option<u64>,
-    self_mute: bool,
-    self_deaf: bool,
-    voice: Voice,
-    player: Player,
-    wake: Wake,
+/// What a client id holds across its sockets: its live session, if any, and its players.
+#[derive(Default)]
+struct Owner {
+    /// The identified socket's session (`None` between sockets).
+    session: Option<SessionId>,
+    /// The guilds whose players it owns.
+    guilds: HashSet<u64>,
+    /// Tracks waiting in those players.
+    tracks: usize,
+    /// While it has no socket: the timer that drops its players.
+    expiry: Option<TimerId>,
+}
+
+/// The server's timers.
+enum Due {
+    /// A guild's player must tick.
+    Player(u64),
+    /// A client id's window without a socket has passed: its players go.
+    Forget(String),
 }
 
 /// The server.
@@ -52,11 +74,16 @@ struct NexusServer {
     password: String,
     /// Upgraded connections that have not identified yet, with their client id.
     pending: HashMap<ConnId, String>,
-    /// Client id → its session.
-    clients: HashMap<String, SessionId>,
-    /// Access token → its session.
-    tokens: HashMap<String, SessionId>,
+    /// Client id → what it holds (kept while it has a socket or players).
+    owners: HashMap<String, Owner>,
+    /// Access token → its client id.
+    tokens: HashMap<String, String>,
     guilds: HashMap<u64, Guild>,
+    /// Tracks waiting in all players.
+    tracks: usize,
+    limits: Limits,
+    /// How long players outlive their client's last socket.
+    window: Millis,
     next_track: u64,
 }
 
@@ -70,113 +97,66 @@ fn decode_error(why: &str) -> GatewayError {
     GatewayError::Decode(DecodeError::Malformed(why.to_owned()))
 }
 
-fn track_json(t: &Track) -> String {
-    let s = &t.spec;
-    Obj::new()
-        .num("id", t.id)
-        .opt_str("title", s.title.as_deref())
-        .opt_str("artist", s.artist.as_deref())
-        .opt_str("album", s.album.as_deref())
-        .opt_str("channel", s.channel.as_deref())
-        .opt_str("url", s.url.as_deref())
-        .opt_str("thumbnail", s.thumbnail.as_deref())
-        .num("duration_ms", s.duration_ms)
-        .done()
-}
-
-/// The player object: REST answers and QUEUE_STATE_UPDATE.
-fn state_json(guild: u64, g: &Guild, now: Millis) -> String {
-    let current = g.player.current().map_or("null".into(), track_json);
-    Obj::new()
-        .opt_id("guild_id", Some(guild))
-        .opt_id("channel_id", g.channel)
-        .bool("self_mute", g.self_mute)
-        .bool("self_deaf", g.self_deaf)
-        .bool("connected", g.voice.is_connected())
-        .bool("paused", g.player.is_paused())
-        .num("position_ms", g.player.position(now).0)
-        .raw("current", &current)
-        .raw("tracks", &rest::array(g.player.queue().map(track_json)))
-        .done()
-}
-
-/// The op 1 payload: the Discord gateway's voice state update (op 4) to forward.
-fn voice_op(guild: u64, g: &Guild) -> String {
-    let d = Obj::new()
-        .opt_id("guild_id", Some(guild))
-        .opt_id("channel_id", g.channel)
-        .bool("self_mute", g.self_mute)
-        .bool("self_deaf", g.self_deaf)
-        .done();
-    let op4 = Obj::new().num("op", 4).raw("d", &d).done();
-    Obj::new().num("op", 1).raw("d", &op4).done()
-}
-
-/// Dispatches the payloads of the player's events, in order.
-fn emit(gw: &mut Gw<'_, '_, NexusServer>, guild: u64, g: &Guild, events: Vec<Event>) {
-    let now = gw.now();
-    let with_track = |t: &Track| {
-        Obj::new()
-            .opt_id("guild_id", Some(guild))
-            .raw("track", &track_json(t))
-    };
-    for event in events {
-        let (name, data) = match event {
-            Event::Started(t) => ("TRACK_START", with_track(&t).done()),
-            Event::Ended(track, reason) => {
-                let why = match reason {
-                    EndReason::Finished => "finished",
-                    EndReason::Skipped => "skipped",
-                    EndReason::Stopped => "stopped",
-                    EndReason::Failed(e) => {
-                        let data = with_track(&track).str("error", &e).done();
-                        gw.dispatch(g.owner, "AUDIO_PLAYER_ERROR", &data);
-                        "error"
-                    }
-                };
-                ("TRACK_FINISH", with_track(&track).str("reason", why).done())
-            }
-            Event::Refused(track, error) => (
-                "TRACK_ERROR",
-                with_track(&track).str("error", &error).done(),
-            ),
-            Event::Paused(track, position) | Event::Resumed(track, position) => {
-                let status = Obj::new()
-                    .opt_id("guild_id", Some(guild))
-                    .bool("paused", g.player.is_paused());
-                let data = status
-                    .num("position_ms", position.0)
-                    .raw("track", &track_json(&track));
-                ("AUDIO_PLAYER_STATUS", data.done())
-            }
-            Event::QueueChanged => ("QUEUE_STATE_UPDATE", state_json(guild, g, now)),
-        };
-        gw.dispatch(g.owner, name, &data);
-    }
-}
-
 impl NexusServer {
-    /// Whether `client_id` has an identified socket open (a closed one's session is ended
-    /// at once, in `on_detach`).
-    fn live(&self, client_id: &str) -> bool {
-        self.clients.contains_key(client_id)
+    /// The live session of `client`, if it has a socket.
+    fn session_of(&self, client: &str) -> Option<SessionId> {
+        self.owners.get(client).and_then(|o| o.session)
     }
 
-    /// Drops a client's session: its token, and its players (no events: it is gone).
-    fn forget(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, client: Client) {
-        if self.clients.get(&client.client_id) == Some(&sid) {
-            self.clients.remove(&client.client_id);
+    /// What `client` and the server hold now.
+    fn held(&self, client: &str) -> Held {
+        let owner = self.owners.get(client);
+        Held {
+            client_players: owner.map_or(0, |o| o.guilds.len()),
+            client_tracks: owner.map_or(0, |o| o.tracks),
+            players: self.guilds.len(),
+            tracks: self.tracks,
         }
+    }
+
+    /// Books a change of a player's queue length from `before` to `after` to its owner and
+    /// the server.
+    fn book(&mut self, client: &str, before: usize, after: usize) {
+        self.tracks = (self.tracks + after).saturating_sub(before);
+        if let Some(o) = self.owners.get_mut(client) {
+            o.tracks = (o.tracks + after).saturating_sub(before);
+        }
+    }
+
+    /// A session ended (its socket closed, or it was replaced): its token is revoked and,
+    /// unless another socket of the client took over, the client's players wait the window.
+    fn detached(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, client: Client) {
         self.tokens.remove(&client.token);
-        let owned: Vec<u64> = self
-            .guilds
-            .iter()
-            .filter(|(_, g)| g.owner == sid)
-            .map(|(&k, _)| k)
-            .collect();
-        for key in owned {
+        let Some(owner) = self.owners.get_mut(&client.client_id) else {
+            return;
+        };
+        if owner.session != Some(sid) {
+            return; // Replaced: the new session holds the players.
+        }
+        owner.session = None;
+        if owner.guilds.is_empty() {
+            self.owners.remove(&client.client_id);
+            return;
+        }
+        let at = gw.now() + self.window;
+        owner.expiry = Some(gw.set_timer(at, Due::Forget(client.client_id)));
+    }
+
+    /// The window passed without a new socket: the client's players are dropped.
+    fn forget(&mut self, gw: &mut Gw<'_, '_, Self>, client: &str) {
+        let Some(owner) = self.owners.get(client) else {
+            return;
+        };
+        if owner.session.is_some() {
+            return;
+        }
+        let Some(owner) = self.owners.remove(client) else {
+            return;
+        };
+        for key in owner.guilds {
             if let Some(mut g) = self.guilds.remove(&key) {
                 g.wake.cancel(gw);
+                self.tracks = self.tracks.saturating_sub(g.player.len());
             }
         }
     }
@@ -198,7 +178,8 @@ impl NexusServer {
             return Ok(()); // Another member's voice state: not ours to act on.
         }
         let guild = payload.guild;
-        let Some(g) = self.guilds.get_mut(&guild).filter(|g| g.owner == sid) else {
+        let mine = |g: &&mut Guild| Some(&g.owner) == me.as_ref();
+        let Some(g) = self.guilds.get_mut(&guild).filter(mine) else {
             return Err(fail(code::NO_GUILD));
         };
         let was = g.voice.channel;
@@ -236,31 +217,33 @@ impl NexusServer {
         else {
             return Err(error(404, "not found"));
         };
-        let sid = rest::credential(request)
+        let client = rest::credential(request)
             .and_then(|t| self.tokens.get(t))
-            .copied()
+            .cloned()
             .ok_or_else(|| error(401, "missing or unknown access token"))?;
         let guild = player::snowflake(guild)
             .ok_or_else(|| error(400, "the guild id must be a snowflake"))?;
+        let page = rest::page(request, DEFAULT_PAGE, MAX_PAGE).map_err(|e| error(400, &e))?;
+        let c = &client;
         match (*kind, rest, request.method()) {
             ("subscription", [channel], "POST") => {
                 let channel = player::snowflake(channel)
                     .ok_or_else(|| error(400, "the channel id must be a snowflake"))?;
-                self.join(gw, sid, guild, channel, body)
+                self.join(gw, c, guild, channel, body, page)
             }
             ("subscription", [], "POST") => {
                 Err(error(400, "POST /api/subscription/{guild_id}/{channel_id}"))
             }
-            ("subscription", [] | [_], "DELETE") => self.leave(gw, sid, guild),
+            ("subscription", [] | [_], "DELETE") => self.leave(gw, c, guild, page),
             ("subscription", [] | [_], _) => Err(rest::method_not_allowed("POST, DELETE")),
             ("player", [] | ["queue"], "GET") => {
-                Ok(ok(state_json(guild, self.owned(sid, guild)?, gw.now())))
+                Ok(ok(state_json(guild, self.owned(c, guild)?, gw.now(), page)))
             }
             ("player", [], _) => Err(rest::method_not_allowed("GET")),
-            ("player", ["queue"], "POST") => self.act(gw, sid, guild, "queue", body),
+            ("player", ["queue"], "POST") => self.act(gw, c, guild, "queue", body, page),
             ("player", ["queue"], _) => Err(rest::method_not_allowed("GET, POST")),
             ("player", [a @ ("skip" | "stop" | "pause" | "resume")], "POST") => {
-                self.act(gw, sid, guild, a, body)
+                self.act(gw, c, guild, a, body, page)
             }
             ("player", ["skip" | "stop" | "pause" | "resume"], _) => {
                 Err(rest::method_not_allowed("POST"))
@@ -269,93 +252,146 @@ impl NexusServer {
         }
     }
 
-    /// The guild's player if `sid` owns it; else the 404 or 403 answer.
-    fn owned(&mut self, sid: SessionId, guild: u64) -> Result<&mut Guild, Response> {
+    /// The guild's player if `client` owns it; else the 404 or 403 answer.
+    fn owned(&mut self, client: &str, guild: u64) -> Result<&mut Guild, Response> {
         match self.guilds.get_mut(&guild) {
             None => Err(error(
                 404,
                 "no player for this guild: join a voice channel first",
             )),
-            Some(g) if g.owner != sid => {
+            Some(g) if g.owner != client => {
                 Err(error(403, "this guild's player belongs to another client"))
             }
             Some(g) => Ok(g),
         }
     }
 
+    /// The answer to a request over one of the bounds.
+    fn over(&self, over: Over) -> Response {
+        let (status, message) = self.limits.refusal(over);
+        error(status, &message)
+    }
+
     fn join(
         &mut self,
         gw: &mut Gw<'_, '_, Self>,
-        sid: SessionId,
+        client: &str,
         guild: u64,
         channel: u64,
         body: &[u8],
+        page: Page,
     ) -> Answer {
         let options = rest::object_body(body).map_err(|e| error(400, &e))?;
         let mute = rest::bool_member(&options, "self_mute", false).map_err(|e| error(400, &e))?;
         let deaf = rest::bool_member(&options, "self_deaf", true).map_err(|e| error(400, &e))?;
-        if self.guilds.get(&guild).is_some_and(|g| g.owner != sid) {
+        if self.guilds.get(&guild).is_some_and(|g| g.owner != client) {
             return Err(error(403, "this guild's player belongs to another client"));
         }
-        if !self.guilds.contains_key(&guild) && self.guilds.len() >= MAX_GUILDS {
-            return Err(error(503, "too many players"));
+        if !self.guilds.contains_key(&guild) {
+            let held = self.held(client);
+            self.limits
+                .admit_player(held)
+                .map_err(|over| self.over(over))?;
+            if let Some(o) = self.owners.get_mut(client) {
+                o.guilds.insert(guild);
+            }
         }
+        let queue = self.limits.queue;
         let g = self.guilds.entry(guild).or_insert_with(|| Guild {
-            owner: sid,
+            owner: client.to_owned(),
             channel: None,
             self_mute: mute,
             self_deaf: deaf,
             voice: Voice::default(),
-            player: Player::new(),
+            player: Player::with_limit(queue),
             wake: Wake::default(),
         });
         (g.channel, g.self_mute, g.self_deaf) = (Some(channel), mute, deaf);
-        gw.send_raw_to(sid, &voice_op(guild, g));
-        Ok(ok(state_json(guild, g, gw.now())))
+        let op = voice_op(guild, g);
+        let answer = state_json(guild, g, gw.now(), page);
+        if let Some(sid) = self.session_of(client) {
+            gw.send_raw_to(sid, &op);
+        }
+        Ok(ok(answer))
     }
 
-    fn leave(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, guild: u64) -> Answer {
-        self.owned(sid, guild)?;
+    fn leave(&mut self, gw: &mut Gw<'_, '_, Self>, client: &str, guild: u64, page: Page) -> Answer {
+        self.owned(client, guild)?;
         let mut g = self
             .guilds
             .remove(&guild)
             .ok_or_else(|| error(404, "no player for this guild"))?;
+        if let Some(o) = self.owners.get_mut(client) {
+            o.guilds.remove(&guild);
+        }
         g.wake.cancel(gw);
-        let left = g.channel.take();
-        gw.send_raw_to(sid, &voice_op(guild, &g));
         let now = gw.now();
+        let change = Change::before(guild, &g, now);
+        let left = g.channel.take();
+        let to = self.session_of(client);
+        if let Some(sid) = to {
+            gw.send_raw_to(sid, &voice_op(guild, &g));
+        }
+        let before = g.player.len();
         let events = g.player.stop(now);
-        emit(gw, guild, &g, events);
+        self.book(client, before, g.player.len());
+        emit(gw, to, guild, &g, events, &change);
         g.voice.leave();
         let data = Obj::new()
             .opt_id("guild_id", Some(guild))
             .opt_id("channel_id", left)
             .done();
-        gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
-        Ok(ok(state_json(guild, &g, now)))
+        if let Some(sid) = to {
+            gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
+        }
+        Ok(ok(state_json(guild, &g, now, page)))
+    }
+
+    /// Parses an enqueue body into tracks with fresh ids, checked against the bounds.
+    fn new_tracks(
+        &mut self,
+        client: &str,
+        guild: u64,
+        body: &[u8],
+    ) -> Result<Vec<Track>, Response> {
+        let specs = player::parse_tracks(body).map_err(|e| error(400, &e))?;
+        let queued = self.owned(client, guild)?.player.len();
+        let held = self.held(client);
+        self.limits
+            .admit_tracks(queued, held, specs.len())
+            .map_err(|over| self.over(over))?;
+        let mut tracks = Vec::with_capacity(specs.len());
+        for spec in specs {
+            self.next_track += 1;
+            tracks.push(Track {
+                id: self.next_track,
+                spec,
+            });
+        }
+        Ok(tracks)
     }
 
     /// Enqueue, skip, stop, pause or resume on a guild's player.
     fn act(
         &mut self,
         gw: &mut Gw<'_, '_, Self>,
-        sid: SessionId,
+        client: &str,
         guild: u64,
         action: &str,
         body: &[u8],
+        page: Page,
     ) -> Answer {
         let now = gw.now();
-        let mut tracks = Vec::new();
-        if action == "queue" {
-            for spec in player::parse_tracks(body).map_err(|e| error(400, &e))? {
-                self.next_track += 1;
-                tracks.push(Track {
-                    id: self.next_track,
-                    spec,
-                });
-            }
-        }
-        let g = self.owned(sid, guild)?;
+        let tracks = match action {
+            "queue" => self.new_tracks(client, guild, body)?,
+            _ => Vec::new(),
+        };
+        let to = self.session_of(client);
+        let limits = self.limits;
+        let g = self.owned(client, guild)?;
+        let mut change = Change::before(guild, g, now);
+        change.added = rest::array(tracks.iter().map(track_json));
+        let before = g.player.len();
         let result = match action {
             "queue" => g.player.enqueue(now, tracks),
             "skip" => g.player.skip(now),
@@ -365,18 +401,21 @@ impl NexusServer {
         };
         let events = result.map_err(|refusal| match refusal {
             Refusal::NothingPlaying => error(409, "nothing is playing"),
-            Refusal::QueueFull => error(409, "the queue is full"),
+            Refusal::QueueFull => error(409, &limits.refusal(Over::Queue).1),
         })?;
-        emit(gw, guild, g, events);
-        g.wake.sync(gw, g.player.wake_at(), || guild);
-        Ok(ok(state_json(guild, g, now)))
+        let after = g.player.len();
+        emit(gw, to, guild, g, events, &change);
+        g.wake.sync(gw, g.player.wake_at(), || Due::Player(guild));
+        let answer = state_json(guild, g, now, page);
+        self.book(client, before, after);
+        Ok(ok(answer))
     }
 }
 
 impl Handler for NexusServer {
     type Dialect = Nexus;
     type Session = Client;
-    type Timer = u64;
+    type Timer = Due;
     type Command = ();
 
     fn on_upgrade(
@@ -395,16 +434,15 @@ impl Handler for NexusServer {
         if !password.is_some_and(|p| secret_eq(p.as_bytes(), self.password.as_bytes())) {
             return Admit::Fail(fail(code::NO_AUTH));
         }
-        if self.live(client_id) || self.pending.values().any(|c| c == client_id) {
-            return Admit::Fail(fail(code::ALREADY_CONNECTED));
-        }
+        // A socket of a client id that has one already is served: its IDENTIFY replaces
+        // the old socket (a bot whose link died silently comes back at once).
         self.pending.insert(id, client_id.to_owned());
         Admit::Accept
     }
 
     fn identify(
         &mut self,
-        _: &mut Gw<'_, '_, Self>,
+        gw: &mut Gw<'_, '_, Self>,
         id: ConnId,
         _: &RawValue,
     ) -> Result<Client, GatewayError> {
@@ -412,10 +450,17 @@ impl Handler for NexusServer {
             .pending
             .remove(&id)
             .ok_or(GatewayError::NotIdentified)?;
-        if self.live(&client_id) {
-            return Err(fail(code::ALREADY_CONNECTED));
-        }
         let token = random_hex(32).map_err(|_| fail(code::UNKNOWN))?;
+        if let Some(old) = self.session_of(&client_id) {
+            // The newcomer wins, as on the real Nexus server: the old socket gets 4006 and
+            // its token is revoked; the players stay with the client id.
+            if let Some(gone) = gw.end_session(old, &fail(code::SESSION_EXPIRED)) {
+                self.tokens.remove(&gone.token);
+            }
+            if let Some(o) = self.owners.get_mut(&client_id) {
+                o.session = None;
+            }
+        }
         Ok(Client { client_id, token })
     }
 
@@ -427,10 +472,15 @@ impl Handler for NexusServer {
     }
 
     fn on_ready(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, _resumed: bool) {
-        if let Some(c) = gw.session(sid) {
-            let (client_id, token) = (c.client_id.clone(), c.token.clone());
-            self.clients.insert(client_id, sid);
-            self.tokens.insert(token, sid);
+        let Some(c) = gw.session(sid) else {
+            return;
+        };
+        let (client_id, token) = (c.client_id.clone(), c.token.clone());
+        self.tokens.insert(token, client_id.clone());
+        let owner = self.owners.entry(client_id).or_default();
+        owner.session = Some(sid);
+        if let Some(t) = owner.expiry.take() {
+            gw.cancel_timer(t);
         }
     }
 
@@ -454,14 +504,15 @@ impl Handler for NexusServer {
     }
 
     fn on_detach(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId) {
-        // Nexus has no resume: a lost connection ends the session, its token and players.
+        // Nexus has no resume: a lost connection ends the session and its token; the
+        // client's players wait the window for its next socket.
         if let Some(client) = gw.end_session(sid, &fail(code::SESSION_EXPIRED)) {
-            self.forget(gw, sid, client);
+            self.detached(gw, sid, client);
         }
     }
 
     fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, client: Client) {
-        self.forget(gw, sid, client);
+        self.detached(gw, sid, client);
     }
 
     fn on_http(
@@ -474,65 +525,114 @@ impl Handler for NexusServer {
             .unwrap_or_else(|refused| refused)
     }
 
-    fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, guild: u64) {
+    fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, due: Due) {
+        let guild = match due {
+            Due::Player(guild) => guild,
+            Due::Forget(client) => return self.forget(gw, &client),
+        };
         let now = gw.now();
         let Some(g) = self.guilds.get_mut(&guild) else {
             return;
         };
         g.wake.fired();
+        let change = Change::before(guild, g, now);
+        let before = g.player.len();
         let events = g.player.tick(now);
-        emit(gw, guild, g, events);
-        g.wake.sync(gw, g.player.wake_at(), || guild);
+        let (owner, after) = (g.owner.clone(), g.player.len());
+        let to = self.owners.get(&owner).and_then(|o| o.session);
+        let Some(g) = self.guilds.get_mut(&guild) else {
+            return;
+        };
+        emit(gw, to, guild, g, events, &change);
+        g.wake.sync(gw, g.player.wake_at(), || Due::Player(guild));
+        self.book(&owner, before, after);
     }
 }
 
-fn main() -> ExitCode {
-    let mut listen = ([127, 0, 0, 1], 9000).into();
-    let (mut password, mut heartbeat) = (None, Millis(30_000));
-    let mut limits = Config::default();
-    let parsed = rest::options(std::env::args().skip(1), |name, value| {
-        if serve::limit_option(&mut limits, name, &value)? {
+/// The command line's settings.
+struct Options {
+    listen: std::net::SocketAddr,
+    password: Option<String>,
+    heartbeat: Millis,
+    window: Millis,
+    limits: Limits,
+    config: Config,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        listen: ([127, 0, 0, 1], 9000).into(),
+        password: None,
+        heartbeat: Millis(30_000),
+        window: Millis(PLAYER_WINDOW_MS),
+        limits: Limits::default(),
+        config: Config::default(),
+    };
+    rest::default_liveness(&mut o.config);
+    let ms = |name: &str, value: &str| -> Result<Millis, String> {
+        let ms: u64 = value.parse().map_err(|e| format!("{name}: {e}"))?;
+        Ok(Millis(ms.clamp(10, 86_400_000)))
+    };
+    rest::options(std::env::args().skip(1), |name, value| {
+        if serve::limit_option(&mut o.config, name, &value)?
+            || rest::liveness_option(&mut o.config, name, &value)?
+            || o.limits.option(name, &value)?
+        {
             return Ok(());
         }
         match name {
-            "--listen" => listen = rest::listen(&value)?,
-            "--password" => password = Some(value),
-            "--heartbeat-ms" => {
-                let ms: u64 = value.parse().map_err(|e| format!("--heartbeat-ms: {e}"))?;
-                heartbeat = Millis(ms.clamp(10, 86_400_000));
-            }
+            "--listen" => o.listen = rest::listen(&value)?,
+            "--password" => o.password = Some(value),
+            "--heartbeat-ms" => o.heartbeat = ms(name, &value)?,
+            "--player-window-ms" => o.window = ms(name, &value)?,
             _ => return Err(format!("unknown option {name}")),
         }
         Ok(())
-    });
-    if let Err(e) = parsed {
-        eprintln!(
-            "{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N] {}",
-            serve::LIMIT_USAGE
-        );
-        return ExitCode::from(2);
-    }
-    let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
+    })?;
+    Ok(o)
+}
+
+fn main() -> ExitCode {
+    let o = match parse_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!(
+                "{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N] \
+                 [--player-window-ms N] {} {} {}",
+                rest::LIVENESS_USAGE,
+                Limits::USAGE,
+                serve::LIMIT_USAGE
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let Some(password) = serve::secret_or_random(o.password, "--password", "password", 12) else {
         eprintln!("nexus: no randomness for a password");
         return ExitCode::FAILURE;
     };
-    let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
-    gateway_config.identify_timeout = heartbeat + gateway_config.heartbeat_grace;
+    let mut gateway_config = GatewayConfig::with_heartbeat(o.heartbeat);
+    // PING is there for clients that want it: an identified client is never expired for
+    // silence. Dead sockets are found by the reactor's WebSocket Pings (`--idle-timeout-ms`).
+    gateway_config.heartbeat_required = false;
+    gateway_config.identify_timeout = o.heartbeat + gateway_config.heartbeat_grace;
     gateway_config.replay_events = 0; // No resume: nothing is kept.
     gateway_config.rate_limit = (2400, Millis(60_000));
     let server = NexusServer {
         password,
         pending: HashMap::new(),
-        clients: HashMap::new(),
+        owners: HashMap::new(),
         tokens: HashMap::new(),
         guilds: HashMap::new(),
+        tracks: 0,
+        limits: o.limits,
+        window: o.window,
         next_track: 0,
     };
     // Discord's voice state payloads (with a member object) can pass 4 KiB.
     let config = Config {
         max_payload: 64 * 1024,
-        ..limits
+        ..o.config
     };
     let gateway = Gateway::new(server, Nexus, gateway_config);
-    serve::serve("nexus", listen, config, gateway)
+    serve::serve("nexus", o.listen, config, gateway)
 }

@@ -6,10 +6,18 @@
 //!
 //! ```text
 //! cargo run --release --example nightingale -- --password PW [--listen ADDR] [--resume-window-ms N]
+//!     [--ping-interval-ms N] [--idle-timeout-ms N] [--max-queue N] ...
 //! ```
+//!
+//! The seed has no heartbeat: dead peers are found by WebSocket Ping/Pong (closed with 1001
+//! after 60 s without any frame, by default).
 //!
 //! The protocol, every payload, status and REST route: docs/protocols/nightingale.md.
 
+#[path = "support/bounds.rs"]
+mod bounds;
+#[path = "support/nightingale_json.rs"]
+mod nightingale_json;
 #[path = "support/player.rs"]
 mod player;
 #[path = "support/rest.rs"]
@@ -17,20 +25,19 @@ mod rest;
 #[path = "support/serve.rs"]
 mod serve;
 
-use player::{EndReason, Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
+use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use nightingale_json::{forward, state_json, track_events, voice_state, Guild, Payloads};
+use player::{Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nightingale::Nightingale;
 use postern::gateway::{
     random_uuid, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
     SessionId,
 };
 use postern::{Config, ConnId, Millis, Request, Response};
-use rest::{error, ok, Obj};
+use rest::{error, ok, Obj, Page};
 use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::process::ExitCode;
-
-/// Players held at once, all sessions together.
-const MAX_GUILDS: usize = 10_000;
 
 /// A bot's session (the engine keeps it through disconnects, for the resume window).
 struct Bot {
@@ -38,19 +45,6 @@ struct Bot {
     user_id: u64,
 }
 
-/// One guild's player in one session.
-struct Guild {
-    channel: Option<u64>,
-    self_mute: bool,
-    self_deaf: bool,
-    voice: Voice,
-    ssrc: u32,
-    player: Player,
-    wake: Wake,
-}
-
-/// Payloads for a session, in order: (op, data).
-type Payloads = Vec<(&'static str, String)>;
 type Answer = Result<Response, Response>;
 
 /// The server.
@@ -59,106 +53,19 @@ struct NightingaleServer {
     /// Session UUID → engine session.
     uuids: HashMap<String, SessionId>,
     guilds: HashMap<(SessionId, u64), Guild>,
+    /// Players and waiting tracks of each session that has any.
+    held: HashMap<SessionId, Tally>,
+    /// Tracks waiting in all players.
+    tracks: usize,
+    limits: Limits,
     next_track: u64,
 }
 
-/// The seed's track object: eight fields, null where unknown. `track` is the server's
-/// handle `"<guild_id>:<n>"`; `duration` is the length in milliseconds, as a string.
-fn track_object(guild: u64, t: &Track) -> String {
-    let s = &t.spec;
-    Obj::new()
-        .str("track", &format!("{guild}:{}", t.id))
-        .opt_str("artist", s.artist.as_deref())
-        .opt_str("album", s.album.as_deref())
-        .opt_str("channel", s.channel.as_deref())
-        .str("duration", &s.duration_ms.to_string())
-        .opt_str("source_url", s.url.as_deref())
-        .opt_str("title", s.title.as_deref())
-        .opt_str("thumbnail", s.thumbnail.as_deref())
-        .done()
-}
-
-/// The player object of the REST answers.
-fn state_json(guild: u64, g: &Guild, now: Millis) -> String {
-    let object = |t: &Track| track_object(guild, t);
-    Obj::new()
-        .num("guild_id", guild)
-        .opt_num("channel_id", g.channel)
-        .bool("connected", g.voice.is_connected())
-        .bool("paused", g.player.is_paused())
-        .num("position_ms", g.player.position(now).0)
-        .raw("current", &g.player.current().map_or("null".into(), object))
-        .raw("queue", &rest::array(g.player.queue().map(object)))
-        .done()
-}
-
-/// `forward`'s data: the Discord gateway's voice state update (op 4).
-fn forward(guild: u64, g: &Guild) -> String {
-    let d = Obj::new()
-        .opt_id("channel_id", g.channel)
-        .opt_id("guild_id", Some(guild))
-        .bool("self_deaf", g.self_deaf)
-        .bool("self_mute", g.self_mute)
-        .done();
-    Obj::new().num("op", 4).raw("d", &d).done()
-}
-
-fn typed(kind: &str, data: &str) -> String {
-    Obj::new().str("type", kind).raw("data", data).done()
-}
-
-/// The `event` payloads of the player's events, in order.
-fn track_events(guild: u64, events: Vec<Event>, out: &mut Payloads) {
-    for event in events {
-        let data = match event {
-            Event::Started(t) => typed("track_start", &track_object(guild, &t)),
-            Event::Ended(track, EndReason::Failed(e)) | Event::Refused(track, e) => {
-                let data = Obj::new()
-                    .str("error", &e)
-                    .raw("track", &track_object(guild, &track));
-                typed("track_errored", &data.done())
-            }
-            Event::Ended(track, reason) => {
-                let stopped = reason != EndReason::Finished;
-                let data = Obj::new()
-                    .bool("stopped", stopped)
-                    .raw("track", &track_object(guild, &track));
-                typed("track_end", &data.done())
-            }
-            Event::Paused(..) | Event::Resumed(..) | Event::QueueChanged => continue,
-        };
-        out.push(("event", data));
-    }
-}
-
-/// The `update_state` payload of a voice change (`before`: the voice as it was).
-fn voice_state(guild: u64, g: &mut Guild, before: &Voice, change: VoiceChange, out: &mut Payloads) {
-    let kind = match change {
-        VoiceChange::Unchanged => return,
-        VoiceChange::Disconnected => {
-            let session = before.session.as_deref();
-            let data = Obj::new()
-                .opt_num("channel", before.channel)
-                .num("guild", guild)
-                .opt_str("session", session);
-            out.push(("update_state", typed("disconnect_gateway", &data.done())));
-            return;
-        }
-        VoiceChange::Connected => "connect_gateway",
-        VoiceChange::Reconnected => "reconnect_gateway",
-    };
-    let mut b = [0u8; 4];
-    if postern::gateway::session::os_random(&mut b).is_ok() {
-        g.ssrc = u32::from_le_bytes(b).max(1);
-    }
-    let data = Obj::new()
-        .opt_num("channel", g.voice.channel)
-        .num("guild", guild)
-        .opt_str("session", g.voice.session.as_deref())
-        .opt_str("server", g.voice.endpoint.as_deref())
-        .num("ssrc", u64::from(g.ssrc))
-        .done();
-    out.push(("update_state", typed(kind, &data)));
+/// What one session holds.
+#[derive(Copy, Clone, Debug, Default)]
+struct Tally {
+    players: usize,
+    tracks: usize,
 }
 
 fn guild_param(request: &Request<'_, '_>) -> Result<u64, Response> {
@@ -195,28 +102,34 @@ impl NightingaleServer {
         {
             return Err(error(401, "missing or wrong password in Authorization"));
         }
-        let uuid = request.query_param("session").map(|s| s.into_owned());
-        let uuid = uuid.or_else(|| request.header_str("session").map(str::to_owned));
-        let uuid =
-            uuid.ok_or_else(|| error(400, "the session query parameter (or header) is required"))?;
+        // The session UUID is a bearer credential: it belongs in the `session` header (the
+        // documented form). A `session` query parameter is still read when the header is
+        // absent, so clients written against the earlier docs keep working; it is no longer
+        // documented, as proxies log query strings.
+        let uuid = request.header_str("session").map(str::to_owned);
+        let uuid = uuid.or_else(|| request.query_param("session").map(|s| s.into_owned()));
+        let uuid = uuid.ok_or_else(|| error(400, "the session header is required"))?;
         let sid = *self
             .uuids
             .get(&uuid.to_ascii_lowercase())
             .ok_or_else(|| error(404, "unknown or expired session"))?;
+        let page = rest::page(request, DEFAULT_PAGE, MAX_PAGE).map_err(|e| error(400, &e))?;
         match (route, request.method()) {
-            (["connect"], "PUT" | "POST") => self.connect(gw, sid, request),
-            (["disconnect"], "DELETE" | "POST") => self.disconnect(gw, sid, guild_param(request)?),
+            (["connect"], "PUT" | "POST") => self.connect(gw, sid, request, page),
+            (["disconnect"], "DELETE" | "POST") => {
+                self.disconnect(gw, sid, guild_param(request)?, page)
+            }
             (["voice", kind @ ("state" | "server")], "POST") => self.voice(gw, sid, kind, body),
             (["playback", how @ ("play" | "enqueue")], "POST") => {
-                self.queue(gw, sid, guild_param(request)?, how, body)
+                self.queue(gw, sid, guild_param(request)?, how, body, page)
             }
             (["playback", action @ ("skip" | "stop" | "pause" | "resume")], "POST" | "PATCH") => {
-                self.act(gw, sid, guild_param(request)?, action)
+                self.act(gw, sid, guild_param(request)?, action, page)
             }
             (["player"], "GET") => {
                 let guild = guild_param(request)?;
                 let g = self.guilds.get(&(sid, guild)).ok_or_else(no_player)?;
-                Ok(ok(state_json(guild, g, gw.now())))
+                Ok(ok(state_json(guild, g, gw.now(), page)))
             }
             (["connect"], _) => Err(rest::method_not_allowed("PUT, POST")),
             (["disconnect"], _) => Err(rest::method_not_allowed("DELETE, POST")),
@@ -236,6 +149,7 @@ impl NightingaleServer {
         gw: &mut Gw<'_, '_, Self>,
         sid: SessionId,
         request: &Request<'_, '_>,
+        page: Page,
     ) -> Answer {
         let guild = guild_param(request)?;
         let channel = request
@@ -245,29 +159,44 @@ impl NightingaleServer {
             .ok_or_else(|| error(400, "the channel_id query parameter must be an integer"))?;
         let deaf = rest::bool_param(request, "self_deaf", true).map_err(|e| error(400, &e))?;
         let mute = rest::bool_param(request, "self_mute", false).map_err(|e| error(400, &e))?;
-        if !self.guilds.contains_key(&(sid, guild)) && self.guilds.len() >= MAX_GUILDS {
-            return Err(error(503, "too many players"));
+        if !self.guilds.contains_key(&(sid, guild)) {
+            let held = self.held(sid);
+            self.limits
+                .admit_player(held)
+                .map_err(|over| self.over(over))?;
+            self.held.entry(sid).or_default().players += 1;
         }
+        let queue = self.limits.queue;
         let g = self.guilds.entry((sid, guild)).or_insert_with(|| Guild {
             channel: None,
             self_mute: mute,
             self_deaf: deaf,
             voice: Voice::default(),
             ssrc: 0,
-            player: Player::new(),
+            player: Player::with_limit(queue),
             wake: Wake::default(),
         });
         (g.channel, g.self_deaf, g.self_mute) = (Some(channel), deaf, mute);
         let (state, out) = (
-            state_json(guild, g, gw.now()),
+            state_json(guild, g, gw.now(), page),
             vec![("forward", forward(guild, g))],
         );
         send(gw, sid, out);
         Ok(ok(state))
     }
 
-    fn disconnect(&mut self, gw: &mut Gw<'_, '_, Self>, sid: SessionId, guild: u64) -> Answer {
+    fn disconnect(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        sid: SessionId,
+        guild: u64,
+        page: Page,
+    ) -> Answer {
         let mut g = self.guilds.remove(&(sid, guild)).ok_or_else(no_player)?;
+        self.book(sid, g.player.len(), 0);
+        if let Some(t) = self.held.get_mut(&sid) {
+            t.players = t.players.saturating_sub(1);
+        }
         g.wake.cancel(gw);
         g.channel = None; // Leaving: the payload to forward has a null channel.
         let mut out = vec![("forward", forward(guild, &g))];
@@ -278,7 +207,7 @@ impl NightingaleServer {
             voice_state(guild, &mut g, &before, VoiceChange::Disconnected, &mut out);
         }
         send(gw, sid, out);
-        Ok(ok(state_json(guild, &g, now)))
+        Ok(ok(state_json(guild, &g, now, page)))
     }
 
     /// The bot's VOICE_STATE_UPDATE or VOICE_SERVER_UPDATE (Discord's `d`, as received).
@@ -318,6 +247,7 @@ impl NightingaleServer {
         guild: u64,
         how: &str,
         body: &[u8],
+        page: Page,
     ) -> Answer {
         let specs = if how == "play" {
             let value = serde_json::from_slice(body)
@@ -326,8 +256,17 @@ impl NightingaleServer {
         } else {
             player::parse_tracks(body).map_err(|e| error(400, &e))?
         };
-        if !self.guilds.contains_key(&(sid, guild)) {
-            return Err(no_player());
+        let queued = self
+            .guilds
+            .get(&(sid, guild))
+            .ok_or_else(no_player)?
+            .player
+            .len();
+        if how == "enqueue" {
+            let held = self.held(sid);
+            self.limits
+                .admit_tracks(queued, held, specs.len())
+                .map_err(|over| self.over(over))?;
         }
         let mut tracks = Vec::new();
         for spec in specs {
@@ -337,7 +276,7 @@ impl NightingaleServer {
                 spec,
             });
         }
-        self.run(gw, sid, guild, |player, now| match how {
+        self.run(gw, sid, guild, page, |player, now| match how {
             "play" => match tracks.pop() {
                 Some(track) => player.play_now(now, track),
                 None => Ok(Vec::new()),
@@ -352,8 +291,9 @@ impl NightingaleServer {
         sid: SessionId,
         guild: u64,
         action: &str,
+        page: Page,
     ) -> Answer {
-        self.run(gw, sid, guild, |player, now| match action {
+        self.run(gw, sid, guild, page, |player, now| match action {
             "skip" => player.skip(now),
             "stop" => Ok(player.stop(now)),
             "pause" => player.pause(now),
@@ -367,20 +307,50 @@ impl NightingaleServer {
         gw: &mut Gw<'_, '_, Self>,
         sid: SessionId,
         guild: u64,
+        page: Page,
         op: impl FnOnce(&mut Player, Millis) -> Result<Vec<Event>, Refusal>,
     ) -> Answer {
         let now = gw.now();
+        let limits = self.limits;
         let g = self.guilds.get_mut(&(sid, guild)).ok_or_else(no_player)?;
+        let before = g.player.len();
         let events = op(&mut g.player, now).map_err(|refusal| match refusal {
             Refusal::NothingPlaying => error(409, "nothing is playing"),
-            Refusal::QueueFull => error(409, "the queue is full"),
+            Refusal::QueueFull => error(409, &limits.refusal(Over::Queue).1),
         })?;
         g.wake.sync(gw, g.player.wake_at(), || (sid, guild));
-        let state = state_json(guild, g, now);
+        let state = state_json(guild, g, now, page);
+        let after = g.player.len();
         let mut out = Vec::new();
         track_events(guild, events, &mut out);
         send(gw, sid, out);
+        self.book(sid, before, after);
         Ok(ok(state))
+    }
+
+    /// What session `sid` and the server hold now.
+    fn held(&self, sid: SessionId) -> Held {
+        let tally = self.held.get(&sid).copied().unwrap_or_default();
+        Held {
+            client_players: tally.players,
+            client_tracks: tally.tracks,
+            players: self.guilds.len(),
+            tracks: self.tracks,
+        }
+    }
+
+    /// Books a change of a player's queue length from `before` to `after`.
+    fn book(&mut self, sid: SessionId, before: usize, after: usize) {
+        self.tracks = (self.tracks + after).saturating_sub(before);
+        if let Some(t) = self.held.get_mut(&sid) {
+            t.tracks = (t.tracks + after).saturating_sub(before);
+        }
+    }
+
+    /// The answer to a request over one of the bounds.
+    fn over(&self, over: Over) -> Response {
+        let (status, message) = self.limits.refusal(over);
+        error(status, &message)
     }
 }
 
@@ -478,8 +448,10 @@ impl Handler for NightingaleServer {
         for key in owned {
             if let Some(mut g) = self.guilds.remove(&key) {
                 g.wake.cancel(gw);
+                self.tracks = self.tracks.saturating_sub(g.player.len());
             }
         }
+        self.held.remove(&sid);
     }
 
     fn on_http(
@@ -498,10 +470,13 @@ impl Handler for NightingaleServer {
             return;
         };
         g.wake.fired();
+        let before = g.player.len();
         let mut out = Vec::new();
         track_events(guild, g.player.tick(now), &mut out);
         g.wake.sync(gw, g.player.wake_at(), || (sid, guild));
+        let after = g.player.len();
         send(gw, sid, out);
+        self.book(sid, before, after);
     }
 }
 
@@ -510,8 +485,13 @@ fn main() -> ExitCode {
     let (mut password, mut window) = (None, Millis(60_000));
     let mut quotas = GatewayConfig::default();
     let mut limits = Config::default();
+    rest::default_liveness(&mut limits);
+    let mut bounds = Limits::default();
     let parsed = rest::options(std::env::args().skip(1), |name, value| {
-        if serve::limit_option(&mut limits, name, &value)? {
+        if serve::limit_option(&mut limits, name, &value)?
+            || rest::liveness_option(&mut limits, name, &value)?
+            || bounds.option(name, &value)?
+        {
             return Ok(());
         }
         match name {
@@ -538,7 +518,9 @@ fn main() -> ExitCode {
     if let Err(e) = parsed {
         eprintln!(
             "{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N] \
-             [--max-sessions N] [--max-sessions-per-owner N] {}",
+             [--max-sessions N] [--max-sessions-per-owner N] {} {} {}",
+            rest::LIVENESS_USAGE,
+            Limits::USAGE,
             serve::LIMIT_USAGE
         );
         return ExitCode::from(2);
@@ -547,6 +529,8 @@ fn main() -> ExitCode {
         eprintln!("nightingale: no randomness for a password");
         return ExitCode::FAILURE;
     };
+    // The seed has no heartbeat: dead peers are found by the reactor's WebSocket Pings
+    // (`--ping-interval-ms`, `--idle-timeout-ms`).
     let gateway_config = GatewayConfig {
         heartbeat_required: false,
         resume_window: window,
@@ -558,6 +542,9 @@ fn main() -> ExitCode {
         password,
         uuids: HashMap::new(),
         guilds: HashMap::new(),
+        held: HashMap::new(),
+        tracks: 0,
+        limits: bounds,
         next_track: 0,
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);

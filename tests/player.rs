@@ -1,9 +1,12 @@
 //! The simulated player of the music examples (`examples/support/player.rs`), driven by a
 //! fake clock: the player never reads time, so every instant here is chosen by the test.
 
+#[path = "../examples/support/bounds.rs"]
+mod bounds;
 #[path = "../examples/support/player.rs"]
 mod player;
 
+use bounds::{Held, Limits, Over};
 use player::{
     parse_tracks, snowflake, EndReason, Event, Player, Refusal, Track, TrackSpec, Voice,
     VoiceChange, VoicePayload, VoiceUpdate, MAX_QUEUE,
@@ -367,4 +370,55 @@ fn discord_voice_payloads_are_read_or_refused() {
     ] {
         assert_eq!(snowflake(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn the_position_never_passes_the_end_of_the_track() {
+    let mut p = Player::new();
+    p.enqueue(Millis(0), vec![track(1, 300)]).unwrap();
+    assert_eq!(p.position(Millis(299)), Millis(299));
+    // A late tick: the track ended at 300, whatever the clock says now.
+    assert_eq!(p.position(Millis(450)), Millis(300));
+}
+
+#[test]
+fn a_page_is_a_slice_of_the_waiting_tracks() {
+    let mut p = Player::with_limit(10);
+    let tracks = (1..=6).map(|id| track(id, 1000)).collect();
+    p.enqueue(Millis(0), tracks).unwrap(); // 1 plays, 2..=6 wait.
+    let ids = |offset, limit| -> Vec<u64> { p.page(offset, limit).map(|t| t.id).collect() };
+    assert_eq!(
+        (p.len(), ids(0, 2), ids(3, 10)),
+        (5, vec![2, 3], vec![5, 6])
+    );
+    assert!(ids(5, 3).is_empty() && ids(usize::MAX, usize::MAX).is_empty());
+    let over = (0..6).map(|i| track(10 + i, 1)).collect();
+    assert_eq!(p.enqueue(Millis(0), over), Err(Refusal::QueueFull));
+}
+
+#[test]
+fn the_bounds_refuse_in_order_with_their_options() {
+    let mut limits = Limits::default();
+    assert_eq!(limits.option("--max-queue", "3"), Ok(true));
+    assert_eq!(limits.option("--max-client-tracks", "5"), Ok(true));
+    assert_eq!(limits.option("--max-tracks", "7"), Ok(true));
+    assert_eq!(limits.option("--max-client-players", "0"), Ok(true)); // at least 1
+    assert_eq!(limits.option("--listen", "x"), Ok(false));
+    assert!(limits.option("--max-players", "many").is_err());
+    let held = Held {
+        client_players: 1,
+        client_tracks: 4,
+        players: 1,
+        tracks: 6,
+    };
+    assert_eq!(limits.admit_tracks(2, held, 2), Err(Over::Queue));
+    assert_eq!(limits.admit_tracks(0, held, 2), Err(Over::ClientTracks));
+    assert_eq!(limits.admit_tracks(0, held, 1), Ok(()));
+    let busy = Held { tracks: 7, ..held };
+    assert_eq!(limits.admit_tracks(0, busy, 1), Err(Over::Tracks));
+    assert_eq!(limits.admit_player(held), Err(Over::ClientPlayers));
+    let (status, message) = limits.refusal(Over::ClientTracks);
+    let expected = "too many tracks: at most 5 wait in all of one client's players";
+    assert_eq!((status, message.as_str()), (409, expected));
+    assert_eq!(limits.refusal(Over::Players).0, 503);
 }

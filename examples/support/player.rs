@@ -32,7 +32,7 @@ use std::collections::VecDeque;
 
 /// Longest track accepted: 24 hours.
 pub const MAX_DURATION_MS: u64 = 86_400_000;
-/// Most tracks queued in one player.
+/// Most tracks queued in one player, by default (`--max-queue`; see `bounds.rs`).
 pub const MAX_QUEUE: usize = 1000;
 /// Longest text field of a track, in bytes.
 pub const MAX_TEXT: usize = 1024;
@@ -178,7 +178,7 @@ pub enum Event {
 pub enum Refusal {
     /// Skip, pause or resume with no current track.
     NothingPlaying,
-    /// The queue holds [`MAX_QUEUE`] tracks.
+    /// The queue would hold more than its limit ([`MAX_QUEUE`] by default).
     QueueFull,
 }
 
@@ -207,17 +207,51 @@ impl Playing {
 }
 
 /// One guild's queue and its simulated playback.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Player {
     queue: VecDeque<Track>,
     current: Option<Playing>,
     version: u64,
+    limit: usize,
+}
+
+impl Default for Player {
+    fn default() -> Player {
+        Player::with_limit(MAX_QUEUE)
+    }
 }
 
 impl Player {
-    /// An idle player with an empty queue.
+    /// An idle player with an empty queue of at most [`MAX_QUEUE`] tracks.
     pub fn new() -> Player {
         Player::default()
+    }
+
+    /// An idle player whose queue holds at most `limit` waiting tracks.
+    pub fn with_limit(limit: usize) -> Player {
+        Player {
+            queue: VecDeque::new(),
+            current: None,
+            version: 0,
+            limit,
+        }
+    }
+
+    /// How many tracks wait in the queue (the current one apart).
+    pub fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether no track waits.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// At most `limit` waiting tracks from position `offset` (0: the next to play).
+    pub fn page(&self, offset: usize, limit: usize) -> impl Iterator<Item = &Track> {
+        let start = offset.min(self.queue.len());
+        let end = start.saturating_add(limit).min(self.queue.len());
+        self.queue.range(start..end)
     }
 
     /// The playing (or paused) track.
@@ -235,9 +269,12 @@ impl Player {
         self.current.as_ref().is_some_and(|p| p.since.is_none())
     }
 
-    /// The current track's position (zero when idle).
+    /// The current track's position (zero when idle), never past the point where it ends or
+    /// breaks (a tick that comes late does not show more playback than there was).
     pub fn position(&self, now: Millis) -> Millis {
-        self.current.as_ref().map_or(Millis(0), |p| p.position(now))
+        self.current
+            .as_ref()
+            .map_or(Millis(0), |p| p.position(now).min(p.track.limit().0))
     }
 
     /// When [`tick`](Player::tick) must be called next (`None`: idle or paused).
@@ -247,7 +284,7 @@ impl Player {
 
     /// Appends tracks (all or none); the first starts if nothing is playing.
     pub fn enqueue(&mut self, now: Millis, tracks: Vec<Track>) -> Result<Vec<Event>, Refusal> {
-        if self.queue.len() + tracks.len() > MAX_QUEUE {
+        if self.queue.len() + tracks.len() > self.limit {
             return Err(Refusal::QueueFull);
         }
         let mut out = Vec::new();
@@ -263,7 +300,7 @@ impl Player {
 
     /// Plays `track` now: the current track ends (stopped), the queue stays behind it.
     pub fn play_now(&mut self, now: Millis, track: Track) -> Result<Vec<Event>, Refusal> {
-        if self.queue.len() >= MAX_QUEUE {
+        if self.queue.len() >= self.limit {
             return Err(Refusal::QueueFull);
         }
         let mut out = Vec::new();

@@ -164,3 +164,69 @@ pub fn options(
 pub fn listen(value: &str) -> Result<SocketAddr, String> {
     value.parse().map_err(|e| format!("--listen: {e}"))
 }
+
+/// A page of a listing: `offset` (default 0) and `limit` (default `default`, at most `max`)
+/// query parameters. Errors are messages for a 400 answer.
+pub fn page(request: &Request<'_, '_>, default: usize, max: usize) -> Result<Page, String> {
+    let number = |name: &str| -> Result<Option<usize>, String> {
+        match request.query_param(name) {
+            None => Ok(None),
+            Some(v) => v
+                .parse::<usize>()
+                .map(Some)
+                .map_err(|_| format!("`{name}` must be a whole number")),
+        }
+    };
+    let offset = number("offset")?.unwrap_or(0);
+    let limit = number("limit")?.unwrap_or(default);
+    if limit > max {
+        return Err(format!("`limit` is at most {max}"));
+    }
+    Ok(Page { offset, limit })
+}
+
+/// Which part of a listing to answer.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct Page {
+    /// Items skipped from the start.
+    pub offset: usize,
+    /// Items answered at most.
+    pub limit: usize,
+}
+
+/// Default interval of the reactor's WebSocket Pings to a silent connection (20 s).
+pub const PING_INTERVAL_MS: u64 = 20_000;
+/// Default silence after which a connection that answers nothing, not even Pings, is closed
+/// with 1001 (60 s).
+pub const IDLE_TIMEOUT_MS: u64 = 60_000;
+
+/// The usage of [`liveness_option`].
+pub const LIVENESS_USAGE: &str = "[--ping-interval-ms N] [--idle-timeout-ms N]";
+
+/// Sets the default liveness of a protocol without heartbeats: the reactor Pings a
+/// connection silent for [`PING_INTERVAL_MS`] and closes one silent (no frame at all, Pongs
+/// included) for [`IDLE_TIMEOUT_MS`] with 1001 `idle timeout`.
+pub fn default_liveness(config: &mut postern::Config) {
+    config.ping_interval = Some(postern::Millis(PING_INTERVAL_MS));
+    config.idle_timeout = Some(postern::Millis(IDLE_TIMEOUT_MS));
+}
+
+/// Applies `--ping-interval-ms` or `--idle-timeout-ms` (10 ms to 24 h); `Ok(false)` for any
+/// other flag. A ping interval at or above the idle timeout is raised to it by the reactor's
+/// arithmetic (a Ping then never goes out before the close), so keep it below.
+pub fn liveness_option(
+    config: &mut postern::Config,
+    flag: &str,
+    value: &str,
+) -> Result<bool, String> {
+    let slot = match flag {
+        "--ping-interval-ms" => &mut config.ping_interval,
+        "--idle-timeout-ms" => &mut config.idle_timeout,
+        _ => return Ok(false),
+    };
+    let ms: u64 = value
+        .parse()
+        .map_err(|e| format!("{flag}: {e} (want milliseconds)"))?;
+    *slot = Some(postern::Millis(ms.clamp(10, 86_400_000)));
+    Ok(true)
+}

@@ -39,8 +39,9 @@ def setUpModule():
 class Server:
     """The example on a free port; use as a context manager."""
 
-    def __init__(self, window_ms=60000):
-        args = [BIN, "--listen", "127.0.0.1:0", "--password", PASSWORD, "--resume-window-ms", str(window_ms)]
+    def __init__(self, window_ms=60000, *more):
+        args = [BIN, "--listen", "127.0.0.1:0", "--password", PASSWORD, "--resume-window-ms", str(window_ms),
+                *more]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE, text=True)
         line = self.proc.stderr.readline()
@@ -62,7 +63,9 @@ class Server:
         self.proc.stderr.close()
 
     def ws(self, path, headers=None):
-        return connect(f"ws://{self.addr}{path}", additional_headers=headers or {}, open_timeout=EXPECT)
+        # No client-initiated keepalive Pings (the client's WebSocket layer still answers ours).
+        return connect(f"ws://{self.addr}{path}", additional_headers=headers or {}, open_timeout=EXPECT,
+                       ping_interval=None)
 
     def refused(self, path, headers=None):
         """The HTTP status refusing an upgrade."""
@@ -79,12 +82,12 @@ class Server:
         return c, ready["data"]["session"]
 
     def http(self, method, path, session, query=None, body=None, password=PASSWORD):
-        params = dict(query or {})
-        if session:
-            params["session"] = session
-        target = f"/api/v1/{path}?{urllib.parse.urlencode(params)}"
+        """A REST request; the session goes in its header, as documented."""
+        target = f"/api/v1/{path}?{urllib.parse.urlencode(dict(query or {}))}"
         conn = http.client.HTTPConnection(self.host, int(self.port), timeout=EXPECT)
         headers = {"Authorization": password} if password else {}
+        if session:
+            headers["session"] = session
         conn.request(method, target, body=None if body is None else json.dumps(body), headers=headers)
         response = conn.getresponse()
         raw = response.read()
@@ -220,13 +223,54 @@ class Gateway(unittest.TestCase):
             self.assertEqual(s.proc.wait(5), 0)
 
 
+class Liveness(unittest.TestCase):
+    """The reactor pings after 200 ms of silence and closes a peer that answers nothing
+    after 800 ms of it (the defaults are 20 s and 60 s)."""
+
+    FLAGS = ("--ping-interval-ms", "200", "--idle-timeout-ms", "800")
+
+    def test_a_silent_client_whose_websocket_answers_pings_is_kept(self):
+        with Server(60000, *self.FLAGS) as s:
+            c, session = s.open()
+            silent(c, 4 * 0.8)
+            self.assertEqual(s.http("PUT", "connect", session, {"guild_id": 1, "channel_id": 2})[0], 200)
+            self.assertEqual(recv(c)["op"], "forward")
+
+    def test_a_peer_that_answers_nothing_is_closed_within_the_bound(self):
+        with Server(60000, *self.FLAGS) as s:
+            raw = socket.create_connection((s.host, int(s.port)), timeout=EXPECT)
+            raw.sendall(b"GET /ws?shards=1&user_id=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        b"Sec-WebSocket-Version: 13\r\n\r\n")
+            began = time.monotonic()
+            time.sleep(0.8 + 0.4)  # It reads nothing, answers nothing.
+            raw.settimeout(0.2)
+            got = b""
+            try:
+                while chunk := raw.recv(65536):
+                    got += chunk
+            except TimeoutError:
+                pass
+            self.assertIn(b"\x89\x00", got)  # a Ping came first
+            self.assertIn(b"\x88\x0e\x03\xe9idle timeout", got)  # then Close 1001
+            # Without our Close, the TCP connection ends after the close timeout (5 s).
+            raw.settimeout(5 + 3)
+            try:
+                self.assertEqual(raw.recv(65536), b"")
+            except ConnectionResetError:
+                pass
+            self.assertLess(time.monotonic() - began, 0.8 + 5 + 2)
+            raw.close()
+
+
 class Rest(unittest.TestCase):
     def test_authorisation_and_bad_input(self):
         with Server() as s:
             c, session = s.open()
             self.assertEqual(s.http("GET", "player", session, {"guild_id": 1}, password=None)[0], 401)
             self.assertEqual(s.http("GET", "player", session, {"guild_id": 1}, password="no")[0], 401)
-            self.assertEqual(s.http("GET", "player", None, {"guild_id": 1})[0], 400)
+            self.assertEqual(s.http("GET", "player", None, {"guild_id": 1}),
+                             (400, {"error": "the session header is required"}))
             self.assertEqual(s.http("GET", "player", "ad13c35f-7bf4-413b-997d-eef2fe009f98", {"guild_id": 1})[0], 404)
             self.assertEqual(s.http("GET", "player", session, {"guild_id": 1})[0], 404)
             self.assertEqual(s.http("PUT", "connect", session, {"guild_id": "x", "channel_id": 1})[0], 400)

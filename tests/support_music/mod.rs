@@ -144,13 +144,27 @@ impl Server {
         auth: Option<&str>,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let auth: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+        self.http_with(method, target, &auth, body)
+    }
+
+    /// A REST request with `headers`: the status and the JSON body (`null` if not JSON).
+    pub fn http_with(
+        &self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let mut s = TcpStream::connect(self.addr).expect("connect");
         s.set_read_timeout(Some(EXPECT)).expect("timeout");
         let body = body.map(|b| b.to_string()).unwrap_or_default();
-        let auth = auth
-            .map(|a| format!("Authorization: {a}\r\n"))
-            .unwrap_or_default();
-        let head = format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{auth}");
+        let headers: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
+        let head =
+            format!("{method} {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{headers}");
         let request = format!("{head}Content-Length: {}\r\n\r\n{body}", body.len());
         s.write_all(request.as_bytes()).expect("write");
         let mut raw = String::new();
@@ -203,6 +217,8 @@ pub enum Incoming {
     Close(u16, String),
     /// The connection ended without a Close frame.
     Gone,
+    /// A Ping or Pong (answered, never returned by [`Client::next`]).
+    Ping,
 }
 
 /// A WebSocket client.
@@ -219,10 +235,30 @@ impl Client {
         self.ws.send(Message::text(text)).expect("send");
     }
 
-    /// The next message within `limit`, or `None` if nothing came.
+    /// The next message within `limit`, or `None` if nothing came. The server's Pings are
+    /// answered (tungstenite queues the Pong and writes it on the next read) and skipped.
     pub fn next(&mut self, limit: Duration) -> Option<Incoming> {
-        let _ = self.ws.get_mut().set_read_timeout(Some(limit));
+        let deadline = Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let _ = self
+                .ws
+                .get_mut()
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))));
+            match self.read_one() {
+                Some(Incoming::Ping) if Instant::now() < deadline => continue,
+                Some(Incoming::Ping) => return None,
+                other => return other,
+            }
+        }
+    }
+
+    fn read_one(&mut self) -> Option<Incoming> {
         match self.ws.read() {
+            Ok(Message::Ping(_) | Message::Pong(_)) => {
+                let _ = self.ws.flush(); // The Pong goes out now.
+                Some(Incoming::Ping)
+            }
             Ok(Message::Text(t)) => Some(Incoming::Json(
                 serde_json::from_str(t.as_str()).expect("JSON"),
             )),
