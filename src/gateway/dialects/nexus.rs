@@ -56,13 +56,17 @@ pub mod code {
     pub const DECODE_ERROR: u16 = 4004;
     /// An operation code (or client event name) the server does not know.
     pub const UNKNOWN_OPCODE: u16 = 4005;
-    /// The client was silent past the heartbeat interval plus grace.
+    /// This socket was replaced by another with the same client id (the seed's own server
+    /// sends it so); also a silence past the heartbeat deadline, where an embedder requires
+    /// heartbeats (the nexus example does not: it finds dead sockets by WebSocket Ping).
     pub const SESSION_EXPIRED: u16 = 4006;
     /// The server is shutting down.
     pub const SERVER_CLOSED: u16 = 4010;
     /// An operation the client may not do (a second IDENTIFY, flooding).
     pub const NOT_ALLOWED: u16 = 4011;
-    /// Another socket with the same client id is live.
+    /// Another socket with the same client id is live, for an embedder that refuses the
+    /// newcomer ([`DuplicatePolicy::RefuseNew`](crate::gateway::DuplicatePolicy)); the nexus
+    /// example replaces the old socket instead and never sends it.
     pub const ALREADY_CONNECTED: u16 = 4012;
     /// Anything but IDENTIFY before IDENTIFY, or no IDENTIFY in time.
     pub const NOT_IDENTIFIED: u16 = 4013;
