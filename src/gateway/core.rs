@@ -7,7 +7,7 @@ use super::dialect::{Dialect, GatewayError, Ready};
 use super::engine::{Gateway, GwTimer};
 use super::handler::{Admit, Handler};
 use super::registry::Registry;
-use super::session::{random_u64, ConnSession, SessionId};
+use super::session::{random_session_id, ConnSession, SessionId};
 use crate::reactor::{ConnId, Ctx};
 use crate::timer::TimerId;
 use crate::ws::SharedPayload;
@@ -179,9 +179,9 @@ impl<H: Handler> GwCore<H> {
         session: H::Session,
         extra: &str,
     ) -> Option<SessionId> {
-        let mut sid = SessionId(random_u64().ok()?);
+        let mut sid = random_session_id().ok()?;
         while self.registry.contains(sid) {
-            sid = SessionId(random_u64().ok()?);
+            sid = random_session_id().ok()?;
         }
         self.registry.insert(sid, session, id);
         let now = ctx.now();
