@@ -411,7 +411,7 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--password" if !value.is_empty() => o.password = Some(value),
-            "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(10)),
+            "--heartbeat-ms" => o.heartbeat = Millis(number()?.clamp(10, 86_400_000)),
             "--vc-timeout-ms" => o.vc_timeout = Millis(number()?),
             _ => return Err(format!("unknown option {arg} (or empty value)")),
         }

@@ -182,7 +182,10 @@ fn session_ids_fit_in_53_bits_and_are_never_zero() {
     // 2,000 draws: with ids of 64 random bits, all but about 1 in 2^11 would be above 2^53.
     for _ in 0..2_000 {
         let SessionId(id) = random_session_id().unwrap();
-        assert!((1..=MAX_SAFE_INTEGER).contains(&id), "{id} is not in 1..=2^53-1");
+        assert!(
+            (1..=MAX_SAFE_INTEGER).contains(&id),
+            "{id} is not in 1..=2^53-1"
+        );
     }
     assert_eq!(MAX_SAFE_INTEGER, 9_007_199_254_740_991);
 }
