@@ -7,13 +7,19 @@
 //!
 //! The protocol, every event and every error code: docs/protocols/chat.md.
 
+#[path = "support/chat_channels.rs"]
+mod chat_channels;
+#[path = "support/chat_users.rs"]
+mod chat_users;
 #[path = "support/serve.rs"]
 mod serve;
 
+use chat_channels::{ChannelLimits, Channels, Refusal};
+use chat_users::{User, Users};
+
 use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
-    random_hex, secret_eq, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler,
-    SessionId,
+    random_hex, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };
 use postern::{Config, Millis};
 use serde::Deserialize;
@@ -25,20 +31,18 @@ use std::process::ExitCode;
 /// Error codes this server adds to the dialect's (see docs/protocols/chat.md).
 const UNKNOWN_EVENT: u16 = 4010;
 const INVALID_EVENT: u16 = 4011;
+/// The dialect's "rate limited", also answered to a user creating channels too fast.
+const RATE_LIMITED: u16 = 4008;
 const FORBIDDEN: u16 = 4012;
 const BANNED: u16 = 4013;
 const UNKNOWN_TARGET: u16 = 4016;
 /// Channel every session starts in.
 const DEFAULT_CHANNEL: &str = "general";
+/// The longest heartbeat interval `--heartbeat-ms` takes: a day (`hb_int` stays far below
+/// 2^53, like every integer the server sends).
+const MAX_HEARTBEAT_MS: u64 = 86_400_000;
 /// Messages remembered for MESSAGE_DELETE.
 const MESSAGE_MEMORY: usize = 10_000;
-
-/// A registered user.
-struct User {
-    name: String,
-    token: String,
-    admin: bool,
-}
 
 /// Per-session state.
 struct Chatter {
@@ -50,18 +54,15 @@ struct Chatter {
 
 /// The chat server.
 struct Chat {
-    users: Vec<User>,
+    users: Users,
     banned: HashSet<String>,
-    channels: HashSet<String>,
+    channels: Channels,
     /// Recent messages: id → (author, channel), oldest first in `order`.
     messages: HashMap<u64, (String, String)>,
     order: VecDeque<u64>,
     next_message: u64,
     /// Channels with more members than this get no ROOM_USER_ADD/REMOVE.
     large_threshold: usize,
-    /// Channels that may exist at once (`general` included): channels are never removed,
-    /// so without a bound any client could grow the server's memory without end.
-    max_channels: usize,
 }
 
 fn invalid(why: &'static str) -> GatewayError {
@@ -85,13 +86,9 @@ impl Chat {
         let present: Present<'_> = serde_json::from_str(payload.get()).map_err(|e| {
             GatewayError::Decode(postern::gateway::DecodeError::Malformed(e.to_string()))
         })?;
-        let mut found = None;
-        for user in &self.users {
-            if secret_eq(user.token.as_bytes(), present.token.as_bytes()) {
-                found = Some(user);
-            }
-        }
-        found.ok_or(GatewayError::AuthenticationFailed)
+        self.users
+            .find(&present.token)
+            .ok_or(GatewayError::AuthenticationFailed)
     }
 
     fn remember(&mut self, id: u64, author: &str, channel: &str) {
@@ -287,13 +284,9 @@ impl Handler for Chat {
                 if !valid_channel(&add.channel) {
                     return Err(invalid("channel names are 1-32 of a-z 0-9 - _"));
                 }
-                if self.channels.len() >= self.max_channels && !self.channels.contains(&add.channel)
-                {
-                    return Err(invalid("too many channels"));
-                }
-                if !self.channels.insert(add.channel.clone()) {
-                    return Err(invalid("channel exists"));
-                }
+                self.channels
+                    .add(gw.now(), &user, &add.channel)
+                    .map_err(refusal)?;
                 let out = format!(
                     "{{\"channel\":{},\"by\":{}}}",
                     json_str(&add.channel),
@@ -349,6 +342,16 @@ impl Handler for Chat {
     }
 }
 
+/// The answer to a CHANNEL_ADD a bound refused (docs/protocols/chat.md, CHANNEL_ADD).
+fn refusal(why: Refusal) -> GatewayError {
+    match why {
+        Refusal::Exists => invalid("channel exists"),
+        Refusal::TableFull => invalid("too many channels"),
+        Refusal::UserQuota => invalid("too many channels of yours"),
+        Refusal::UserRate => GatewayError::app(RATE_LIMITED, false, "channels created too fast"),
+    }
+}
+
 fn unix_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -357,28 +360,32 @@ fn unix_ms() -> u128 {
 
 struct Options {
     listen: SocketAddr,
-    users: Vec<User>,
+    users: Users,
     heartbeat: Millis,
     resume_window: Millis,
     max_payload: usize,
     large_threshold: usize,
     max_sessions: usize,
     max_sessions_per_owner: usize,
-    max_channels: usize,
+    channels: ChannelLimits,
     limits: Config,
 }
 
 fn parse_args() -> Result<Options, String> {
     let mut o = Options {
         listen: ([127, 0, 0, 1], 9004).into(),
-        users: Vec::new(),
+        users: Users::new(),
         heartbeat: Millis(20_000),
         resume_window: Millis(60_000),
         max_payload: 4096,
         large_threshold: 250,
         max_sessions: GatewayConfig::default().max_sessions,
         max_sessions_per_owner: GatewayConfig::default().max_sessions_per_owner,
-        max_channels: 10_000,
+        channels: ChannelLimits {
+            max_channels: 10_000,
+            per_user: 100,
+            per_minute: 10,
+        },
         limits: Config::default(),
     };
     let mut args = std::env::args().skip(1);
@@ -397,19 +404,25 @@ fn parse_args() -> Result<Options, String> {
                 if name.is_empty() || token.is_empty() {
                     return Err(format!("{arg} takes NAME:TOKEN"));
                 }
-                o.users.push(User {
-                    name: name.into(),
-                    token: token.into(),
-                    admin: arg == "--admin",
-                });
+                o.users
+                    .add(User {
+                        name: name.into(),
+                        token: token.into(),
+                        admin: arg == "--admin",
+                    })
+                    .map_err(|e| format!("{arg}: {e}"))?;
             }
-            "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(1)),
+            "--heartbeat-ms" => o.heartbeat = Millis(number()?.clamp(1, MAX_HEARTBEAT_MS)),
             "--resume-window-ms" => o.resume_window = Millis(number()?),
             "--max-payload" => o.max_payload = number()? as usize,
             "--large-threshold" => o.large_threshold = number()? as usize,
             "--max-sessions" => o.max_sessions = number()?.max(1) as usize,
             "--max-sessions-per-owner" => o.max_sessions_per_owner = number()?.max(1) as usize,
-            "--max-channels" => o.max_channels = number()?.max(1) as usize,
+            "--max-channels" => o.channels.max_channels = number()?.max(1) as usize,
+            "--channels-per-user" => o.channels.per_user = number()? as usize,
+            "--channel-adds-per-minute" => {
+                o.channels.per_minute = u32::try_from(number()?.max(1)).unwrap_or(u32::MAX);
+            }
             _ => return Err(format!("unknown option {arg}")),
         }
     }
@@ -420,18 +433,22 @@ fn main() -> ExitCode {
     let mut options = match parse_args() {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-sessions-per-owner N] [--max-channels N] {}", serve::LIMIT_USAGE);
+            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-sessions-per-owner N] [--max-channels N] [--channels-per-user N] [--channel-adds-per-minute N] {}", serve::LIMIT_USAGE);
             return ExitCode::from(2);
         }
     };
     if options.users.is_empty() {
         let token = random_hex(12).unwrap_or_else(|_| "demo-token".into());
         eprintln!("no --user given: demo user `demo` with token {token}");
-        options.users.push(User {
+        let demo = User {
             name: "demo".into(),
             token,
             admin: false,
-        });
+        };
+        if let Err(e) = options.users.add(demo) {
+            eprintln!("{e}");
+            return ExitCode::from(1);
+        }
     }
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     gateway_config.resume_window = options.resume_window;
@@ -440,12 +457,11 @@ fn main() -> ExitCode {
     let chat = Chat {
         users: options.users,
         banned: HashSet::new(),
-        channels: HashSet::from([DEFAULT_CHANNEL.to_owned()]),
+        channels: Channels::new(DEFAULT_CHANNEL, options.channels),
         messages: HashMap::new(),
         order: VecDeque::new(),
         next_message: 0,
         large_threshold: options.large_threshold,
-        max_channels: options.max_channels,
     };
     let config = Config {
         max_payload: options.max_payload,

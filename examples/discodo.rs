@@ -485,7 +485,7 @@ fn parse_args() -> Result<Options, String> {
         match arg.as_str() {
             "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
             "--password" if !value.is_empty() => o.password = Some(value),
-            "--heartbeat-ms" => o.heartbeat = Millis(number()?.max(10)),
+            "--heartbeat-ms" => o.heartbeat = Millis(number()?.clamp(10, 86_400_000)),
             "--vc-timeout-ms" => o.vc_timeout = Millis(number()?),
             "--max-managers" => o.node_limits.managers = count()?,
             "--max-voice-clients" => o.node_limits.voice_clients = count()?,

@@ -509,7 +509,7 @@ fn parse_args() -> Result<Options, String> {
             "--admin-token" if !value.is_empty() => o.admin_token = Some(value),
             "--heartbeat-ms" => {
                 let n: u64 = value.parse().map_err(|e| format!("--heartbeat-ms: {e}"))?;
-                o.heartbeat = Millis(n.max(10));
+                o.heartbeat = Millis(n.clamp(10, 86_400_000));
             }
             "--max-closed-rooms" => {
                 o.max_closed_rooms = value

@@ -8,7 +8,7 @@ use super::engine::{Gateway, GwTimer};
 use super::handler::{Admit, Handler};
 use super::owner::Owner;
 use super::registry::{Quota, Refusal, Registry};
-use super::session::{random_u64, ConnSession, SessionId};
+use super::session::{random_session_id, ConnSession, SessionId};
 use crate::reactor::{ConnId, Ctx};
 use crate::timer::TimerId;
 use crate::ws::SharedPayload;
@@ -181,9 +181,9 @@ impl<H: Handler> GwCore<H> {
         owner: Owner,
         extra: &str,
     ) -> Option<SessionId> {
-        let mut sid = SessionId(random_u64().ok()?);
+        let mut sid = random_session_id().ok()?;
         while self.registry.contains(sid) {
-            sid = SessionId(random_u64().ok()?);
+            sid = random_session_id().ok()?;
         }
         self.registry.insert(sid, session, id, owner);
         let now = ctx.now();

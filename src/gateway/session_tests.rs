@@ -276,3 +276,16 @@ fn server_heartbeats_go_out_at_0_85_of_the_interval() {
     assert_eq!(period(7), Millis(5));
     assert_eq!(period(1 << 62), Millis((1 << 62) / 20 * 17 + 3));
 }
+
+#[test]
+fn session_ids_fit_in_53_bits_and_are_never_zero() {
+    // 2,000 draws: with ids of 64 random bits, all but about 1 in 2^11 would be above 2^53.
+    for _ in 0..2_000 {
+        let SessionId(id) = random_session_id().unwrap();
+        assert!(
+            (1..=MAX_SAFE_INTEGER).contains(&id),
+            "{id} is not in 1..=2^53-1"
+        );
+    }
+    assert_eq!(MAX_SAFE_INTEGER, 9_007_199_254_740_991);
+}
