@@ -1,10 +1,105 @@
-//! Start-up shared by the example servers: bind, SIGINT/SIGTERM → graceful shutdown,
-//! `listening on ADDR` on stderr, run until the reactor stops.
+//! Start-up shared by the example servers: the command line ([`parse`], with the options
+//! every example takes in [`ServeOptions`]), the log backend, bind, SIGINT/SIGTERM →
+//! graceful shutdown, `listening on ADDR` on stderr, run until the reactor stops.
 
+use clap::{Args, CommandFactory, Parser};
 use postern::{App, Config, Reactor, Remote};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+
+/// The options every example takes: where to listen and the connection limits of
+/// [`postern::Config`] (README's table). Flattened into each example's parser; the default
+/// of `--listen` is the example's own, given to [`parse`]. New shared options go here.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Listener and connection limits (every example)")]
+pub struct ServeOptions {
+    /// Address to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Upgraded connections at once; beyond it the upgrade is answered 503
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().max_connections)]
+    pub max_connections: usize,
+    /// Open sockets per source address; beyond it 429
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().max_connections_per_ip)]
+    pub max_conns_per_ip: usize,
+    /// New connections per second per source address; beyond it 429 with Retry-After: 1
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().new_connections_per_ip as usize)]
+    pub new_conns_per_ip: usize,
+    /// Apply the two per-address limits to loopback clients (127.0.0.0/8, ::1) too
+    #[arg(long, value_name = "true|false", value_parser = true_or_false,
+          action = clap::ArgAction::Set, default_value_t = Config::default().limit_loopback)]
+    pub limit_loopback: bool,
+}
+
+impl ServeOptions {
+    /// `base` with these connection limits.
+    pub fn config(&self, base: Config) -> Config {
+        Config {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_conns_per_ip,
+            new_connections_per_ip: u32::try_from(self.new_conns_per_ip).unwrap_or(u32::MAX),
+            limit_loopback: self.limit_loopback,
+            ..base
+        }
+    }
+}
+
+/// Parses the command line into `C`, an example's parser that flattens [`ServeOptions`],
+/// with `listen` as the default of `--listen`. A flag given twice takes its last value.
+/// `--help` prints every flag with its default and exits 0; an unknown flag or a bad value
+/// prints an error naming the flag and exits 2 (clap's status for usage errors).
+pub fn parse<C: Parser>(listen: &'static str) -> C {
+    let mut command = command::<C>(listen);
+    let mut matches = command.get_matches_mut();
+    C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
+}
+
+/// Exits 2 with `message` as a usage error of the command line [`parse`] read (for a value
+/// that parsed but was refused afterwards, such as a duplicate user).
+#[allow(dead_code)] // not every example checks values after parsing
+pub fn usage_error<C: CommandFactory>(listen: &'static str, message: String) -> ! {
+    command::<C>(listen)
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// `C`'s command with `listen` as the default of `--listen`, the last of a repeated flag
+/// winning (as with the hand-written parsers before).
+fn command<C: CommandFactory>(listen: &'static str) -> clap::Command {
+    C::command()
+        .args_override_self(true)
+        .mut_arg("listen", |arg| arg.required(false).default_value(listen))
+}
+
+/// A count of at least one: a whole number up to 2^32 - 1, where 0 is taken as 1.
+pub fn at_least_one(value: &str) -> Result<usize, String> {
+    let n: u32 = value
+        .parse()
+        .map_err(|e| format!("{e} (want a whole number)"))?;
+    Ok((n as usize).max(1))
+}
+
+/// `true`/`yes`/`1` or `false`/`no`/`0`.
+fn true_or_false(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err("want true or false".into()),
+    }
+}
+
+/// Installs the log backend, once: `env_logger` on stderr, filtered by `RUST_LOG` (for
+/// example `RUST_LOG=debug` or `RUST_LOG=postern=info`), at `warn` when it is unset (the
+/// library's warnings are resource exhaustion, which an operator must see unasked).
+fn init_logs() {
+    let env = env_logger::Env::default().default_filter_or("warn");
+    // Fails only if a logger is installed already: then that one stays.
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
 
 /// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown of the
 /// reactor behind `remote`, and a second one into an immediate exit.
@@ -32,9 +127,11 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
     });
 }
 
-/// Binds `listen`, installs the signal handling, prints `listening on ADDR`, and runs `app`
-/// until a graceful shutdown completes. `name` prefixes error messages.
+/// Installs the log backend, binds `listen`, installs the signal handling, prints
+/// `listening on ADDR`, and runs `app` until a graceful shutdown completes. `name` prefixes
+/// error messages.
 pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> ExitCode {
+    init_logs();
     let mut reactor = match Reactor::bind(listen, config, app) {
         Ok(reactor) => reactor,
         Err(e) => {
@@ -68,42 +165,4 @@ pub fn secret_or_random(
         let _ = writeln!(std::io::stderr(), "no {flag} given: the {what} is {secret}");
         Some(secret)
     })
-}
-
-/// The connection-limit options every example accepts, for its usage line.
-#[allow(dead_code)] // not every example prints a usage line
-pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
-     [--new-conns-per-ip N] [--limit-loopback true|false]";
-
-/// Applies `flag value` to `config` if `flag` is one of the connection limits shared by the
-/// examples (see `postern::Config` for what each bounds and its default):
-///
-/// - `--max-connections N`: the global cap (`503` beyond it);
-/// - `--max-conns-per-ip N`: open sockets per source address (`429` beyond it);
-/// - `--new-conns-per-ip N`: new connections per second per source address (`429`);
-/// - `--limit-loopback true|false`: whether the per-address limits also apply to
-///   127.0.0.0/8 and ::1 (exempt by default, for local proxies and load tests).
-///
-/// Returns `Ok(false)` for any other flag, so callers try it first and fall through.
-#[allow(dead_code)] // included by examples that parse their own options
-pub fn limit_option(config: &mut Config, flag: &str, value: &str) -> Result<bool, String> {
-    let number = || {
-        value
-            .parse::<u32>()
-            .map_err(|e| format!("{flag}: {e} (want a whole number)"))
-    };
-    match flag {
-        "--max-connections" => config.max_connections = number()?.max(1) as usize,
-        "--max-conns-per-ip" => config.max_connections_per_ip = number()?.max(1) as usize,
-        "--new-conns-per-ip" => config.new_connections_per_ip = number()?.max(1),
-        "--limit-loopback" => {
-            config.limit_loopback = match value {
-                "true" | "yes" | "1" => true,
-                "false" | "no" | "0" => false,
-                _ => return Err(format!("{flag}: want true or false, not {value:?}")),
-            }
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
 }
