@@ -19,7 +19,7 @@ mod wall_clock;
 use chat_channels::{ChannelLimits, Channels, Refusal};
 use chat_users::{User, Users};
 
-use clap::Parser;
+use clap::{ArgMatches, Parser};
 use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
     random_hex, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
@@ -423,18 +423,25 @@ fn credential(value: &str) -> Result<Credential, String> {
 /// `--listen`'s default.
 const LISTEN: &str = "127.0.0.1:9004";
 
-/// The users of `--user` and `--admin`, or else the demo user with a random token (printed);
-/// `Err` with the status to exit with.
-fn users(cli: &Cli) -> Result<Users, ExitCode> {
+/// The users of `--user` and `--admin` in command-line order (a token given twice belongs
+/// to the last), or else the demo user with a random token (printed); `Err` with the status
+/// to exit with.
+fn users(cli: &Cli, matches: &ArgMatches) -> Result<Users, ExitCode> {
+    let at = |id: &str| matches.indices_of(id).into_iter().flatten();
+    let users = at("users").zip(&cli.users).map(|(i, c)| (i, c, false));
+    let mut given: Vec<_> = users
+        .chain(at("admins").zip(&cli.admins).map(|(i, c)| (i, c, true)))
+        .collect();
+    given.sort_by_key(|&(index, ..)| index);
     let mut users = Users::new();
-    let given = cli.users.iter().map(|c| (c, "--user", false));
-    for (c, flag, admin) in given.chain(cli.admins.iter().map(|c| (c, "--admin", true))) {
+    for (_, c, admin) in given {
         let user = User {
             name: c.name.clone(),
             token: c.token.clone(),
             admin,
         };
         if let Err(e) = users.add(user) {
+            let flag = if admin { "--admin" } else { "--user" };
             serve::usage_error::<Cli>(LISTEN, format!("{flag} {}: {e}", c.name));
         }
     }
@@ -458,8 +465,8 @@ fn users(cli: &Cli) -> Result<Users, ExitCode> {
 }
 
 fn main() -> ExitCode {
-    let cli: Cli = serve::parse(LISTEN);
-    let users = match users(&cli) {
+    let (cli, matches) = serve::parse_matches::<Cli>(LISTEN);
+    let users = match users(&cli, &matches) {
         Ok(users) => users,
         Err(status) => return status,
     };

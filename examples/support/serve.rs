@@ -52,14 +52,21 @@ impl ServeOptions {
 /// with `listen` as the default of `--listen`. A flag given twice takes its last value.
 /// `--help` prints every flag with its default and exits 0; an unknown flag or a bad value
 /// prints an error naming the flag and exits 2 (clap's status for usage errors).
+#[allow(dead_code)] // chat calls parse_matches
 pub fn parse<C: Parser>(listen: &'static str) -> C {
+    parse_matches(listen).0
+}
+
+/// [`parse`], also giving clap's matches (for the order of repeated flags).
+pub fn parse_matches<C: Parser>(listen: &'static str) -> (C, clap::ArgMatches) {
     let mut command = command::<C>(listen);
-    let mut matches = command.get_matches_mut();
-    C::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.format(&mut command).exit())
+    let matches = command.get_matches_mut();
+    let parsed = C::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    (parsed, matches)
 }
 
 /// Exits 2 with `message` as a usage error of the command line [`parse`] read (for a value
-/// that parsed but was refused afterwards, such as a duplicate user).
+/// that parsed but was refused afterwards, such as a too-long token).
 #[allow(dead_code)] // not every example checks values after parsing
 pub fn usage_error<C: CommandFactory>(listen: &'static str, message: String) -> ! {
     command::<C>(listen)

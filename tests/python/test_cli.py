@@ -3,7 +3,7 @@
 For every example: `--help` exits 0 and lists each flag with its default (the tables below
 are the contract: the defaults of docs/protocols/*.md "Command line" and README's table); an
 unknown flag, a missing value and a bad value of each flag exit 2 with an error naming the
-flag. Then a few servers are started on free ports: a repeated flag takes its last value, a
+flag; each docs/protocols page shows the example's current `--help`. Then a few servers are started on free ports: a repeated flag takes its last value, a
 password may start with `-`, chat without `--user` prints a random demo token that works, and
 `RUST_LOG` turns the library's logs on (off below `warn` when unset, `listening on ADDR` still
 the first line).
@@ -242,6 +242,18 @@ class HelpTest(unittest.TestCase):
         self.assertIn("--user alice: tokens are at most 256 bytes", err)
 
 
+class DocsTest(unittest.TestCase):
+    def test_each_protocol_page_shows_the_current_help(self):
+        for name in ["chat", "discodo", "nexus", "nightingale", "rooms"]:
+            with self.subTest(example=name):
+                with open(os.path.join(ROOT, "docs", "protocols", name + ".md")) as f:
+                    page = f.read()
+                m = re.search(r"```text\n\$ " + name + r" --help\n(.*?)```\n", page, re.S)
+                self.assertTrue(m, f"no `$ {name} --help` block in {name}.md")
+                _, out, _ = run(name, "--help")
+                self.assertEqual(m.group(1), out)
+
+
 class StartTest(unittest.TestCase):
     def test_a_repeated_flag_takes_its_last_value_and_a_password_may_start_with_a_dash(self):
         s = Server("nexus", "--password", "-pw", "--listen", "127.0.0.1:1",
@@ -267,6 +279,18 @@ class StartTest(unittest.TestCase):
             finally:
                 s.stop()
         self.assertNotEqual(tokens[0], tokens[1])
+
+    def test_a_token_given_twice_belongs_to_the_last_user_given(self):
+        # --user and --admin are taken in command-line order, as by the hand-written parser.
+        for flags, owner in [(["--admin", "root:T", "--user", "bob:T"], "bob"),
+                             (["--user", "bob:T", "--admin", "root:T"], "root")]:
+            s = Server("chat", "--listen", "127.0.0.1:0", *flags)
+            try:
+                host, port = s.address()
+                ready = asyncio.run(present(f"ws://{host}:{port}/", "T"))
+                self.assertEqual(ready["cnf"]["user"], owner, flags)
+            finally:
+                s.stop()
 
     def test_rust_log_debug_shows_the_librarys_logs(self):
         s = Server("echo", "--listen", "127.0.0.1:0", env={**os.environ, "RUST_LOG": "debug"})
