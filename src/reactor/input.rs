@@ -300,16 +300,6 @@ impl<A: App> Reactor<A> {
             self.refuse_error(id, &HttpError::HeadersTooLarge);
             return HttpStep::Stop;
         }
-        if self
-            .core
-            .get(id)
-            .is_some_and(|e| e.flags & flag::REFUSED != 0)
-        {
-            let response = Response::text(429, "too many connections from your address\n")
-                .header("Retry-After", "1");
-            self.refuse(id, &response);
-            return HttpStep::Stop;
-        }
         if !request.attempts_websocket() {
             let body_len = match request.content_length() {
                 Ok(n) if n > self.core.config.max_http_body => {
@@ -326,7 +316,7 @@ impl<A: App> Reactor<A> {
             if buf.len() < total {
                 return HttpStep::NeedMore(Some(total));
             }
-            let keep_alive = request.keep_alive() && !self.core.shutting_down;
+            let keep_alive = request.keep_alive() && self.may_keep_alive(id);
             let response = {
                 let mut ctx = Ctx::new(&mut self.core);
                 self.app
@@ -346,7 +336,12 @@ impl<A: App> Reactor<A> {
                 self.core.drain(id);
                 return HttpStep::Stop;
             }
-            let at = self.core.now + self.core.config.handshake_timeout;
+            // The next request is due within the handshake timeout, and within the
+            // connection's lifetime (past it, an idle connection is closed without a word).
+            let born = self.core.get(id).map_or(self.core.now, |e| e.born);
+            let config = &self.core.config;
+            let at = (self.core.now + config.handshake_timeout)
+                .min(born + config.http_connection_lifetime);
             self.core.arm(id, at);
             return HttpStep::Consumed(total);
         }
@@ -376,10 +371,11 @@ impl<A: App> Reactor<A> {
         let mut out = Vec::with_capacity(160);
         http::write_switching_protocols(&mut out, &upgrade.accept_key(), &extra);
         self.core.push_bytes(id, &out);
+        let max_fragments = self.core.config.max_fragments;
         let Some(entry) = self.core.get_mut(id) else {
             return HttpStep::Stop;
         };
-        entry.phase = Phase::Ws(WsConn::new());
+        entry.phase = Phase::Ws(WsConn::with_max_fragments(max_fragments));
         entry.state = Some(state);
         entry.flags |= flag::UPGRADED;
         self.core.ws_count += 1;
@@ -388,6 +384,20 @@ impl<A: App> Reactor<A> {
         self.app.on_open(&mut ctx, id);
         self.deliver_closed();
         HttpStep::Consumed(head_len)
+    }
+
+    /// Counts a plain request on `id` and says whether its answer may keep the connection
+    /// open: not while shutting down, not for the last request a connection may make, not
+    /// past the connection's lifetime.
+    fn may_keep_alive(&mut self, id: ConnId) -> bool {
+        let (now, shutting_down) = (self.core.now, self.core.shutting_down);
+        let max = self.core.config.max_requests_per_connection;
+        let lifetime = self.core.config.http_connection_lifetime;
+        let Some(entry) = self.core.get_mut(id) else {
+            return false;
+        };
+        entry.requests = entry.requests.saturating_add(1);
+        !shutting_down && entry.requests < max && now < entry.born + lifetime
     }
 
     /// After the upgrade: no deadline, or the idle/ping deadline when configured.
