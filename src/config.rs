@@ -92,7 +92,9 @@ pub struct Config {
     /// starve reads; the rest are accepted on the next turn.
     pub accepts_per_turn: usize,
     /// Bytes read from one connection per turn before moving on (default 256 KiB); the
-    /// rest is read on the next turn, so a flood cannot starve other connections.
+    /// rest is read on the next turn, so a flood cannot starve other connections. Each
+    /// frame counts as 64 bytes at least, so a flood of empty frames is cut off after
+    /// 4,096 frames a turn by default.
     pub read_budget: usize,
     /// Time a graceful shutdown may take to flush before the reactor drops what is left
     /// (default 5 s).

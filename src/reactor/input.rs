@@ -18,6 +18,9 @@ use std::io::{self, Read};
 
 /// Smallest read into a connection's own buffer.
 const MIN_RX_READ: usize = 4096;
+/// What each frame costs against the per-turn read budget at least, in bytes: a flood of
+/// empty frames costs a decode each, far more than its 6 bytes say.
+pub(crate) const FRAME_COST: usize = 64;
 
 /// Outcome of one read attempt.
 enum ReadOutcome {
@@ -100,6 +103,7 @@ impl<A: App> Reactor<A> {
                 }
             };
             entry.last_rx = now;
+            self.frames = 0;
             if rx.is_empty() {
                 let (used, need) = self.process(id, &mut shared[..n]);
                 if used < n {
@@ -122,7 +126,7 @@ impl<A: App> Reactor<A> {
                 }
             }
             self.deliver_closed();
-            budget = budget.saturating_sub(n);
+            budget = budget.saturating_sub(n.max(self.frames.saturating_mul(FRAME_COST)));
             let peer_closed = self
                 .core
                 .get(id)
@@ -167,6 +171,7 @@ impl<A: App> Reactor<A> {
                     Ok(Decoded::NeedMore { frame_len }) => return (pos, frame_len),
                     Ok(Decoded::Frame { consumed, event }) => {
                         pos += consumed;
+                        self.frames += 1;
                         self.ws_event(id, event);
                     }
                     Err(e) => {

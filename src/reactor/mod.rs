@@ -92,6 +92,8 @@ pub struct Reactor<A: App> {
     accept_pending: bool,
     accept_backoff: Millis,
     commands: VecDeque<Command<A::Command>>,
+    /// Frames decoded by the current read (charged against the read budget).
+    frames: usize,
 }
 
 impl<A: App> std::fmt::Debug for Reactor<A> {
@@ -169,6 +171,7 @@ impl<A: App> Reactor<A> {
             accept_pending: true,
             accept_backoff: ACCEPT_BACKOFF_MIN,
             commands: VecDeque::new(),
+            frames: 0,
         })
     }
 
