@@ -80,8 +80,9 @@ pub struct Config {
     /// With `Some(t)`: a WebSocket that receives nothing for `t` is closed with 1001
     /// "idle timeout" (default `None`: the application, e.g. the gateway, decides). Any
     /// frame counts as something (a Pong too), so with `ping_interval` this finds dead
-    /// peers: a peer that answers nothing (not even a Ping) is closed within `t` of the
-    /// last bytes it sent (plus the timer's 1 ms granularity and one reactor turn).
+    /// peers: a peer that answers nothing (not even a Ping) is sent its Close 1001 within
+    /// `t` of the last bytes it sent (plus the timer's 1 ms granularity and one reactor
+    /// turn), and its socket is dropped at most `close_timeout` after that.
     pub idle_timeout: Option<Millis>,
     /// With `Some(t)` and an idle timeout: the server sends a WebSocket Ping to a
     /// connection silent for `t`, and again every `t` while it stays silent, until
@@ -116,7 +117,9 @@ pub struct Config {
     /// left out of the reactor's clock (the `now` given to timers, deadlines and the
     /// application), so every deadline moves back by it and no peer is judged by time the
     /// process did not see; the clock still advances by up to this much per turn, so a
-    /// loop that is always late still expires deadlines, just later.
+    /// loop that is always late still expires deadlines, just later. A host driving
+    /// [`Reactor::turn`](crate::Reactor::turn) itself should call it without long pauses:
+    /// time spent between turns counts as lateness too.
     pub stall_threshold: Millis,
 }
 

@@ -295,6 +295,50 @@ impl<A: App> Reactor<A> {
         }
     }
 
+    /// How long the turn's first poll may sleep: not at all while work is left over, else
+    /// at most `max_wait` and until the next deadline (`before` is the OS clock now).
+    fn poll_timeout(&self, max_wait: Option<Duration>, before: Millis) -> Option<Duration> {
+        let busy = (self.accept_pending && !self.core.accept_paused && self.listener.is_some())
+            || !self.core.pending_reads.is_empty()
+            || !self.core.dirty.is_empty();
+        if busy {
+            return Some(Duration::ZERO);
+        }
+        match self.core.wheel.next_deadline() {
+            Some(deadline) => {
+                let wait = deadline
+                    .saturating_since(before - self.skipped)
+                    .to_duration();
+                Some(max_wait.map_or(wait, |t| t.min(wait)))
+            }
+            None => max_wait,
+        }
+    }
+
+    /// Polls (sleeping at most `timeout`), sets the clock, reads what is ready, and polls
+    /// again without sleeping while a poll may have left ready sockets behind (at most
+    /// `polls_per_turn` polls).
+    fn poll_and_read(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        before: Millis,
+    ) -> Result<(), Error> {
+        let polled = self.poll_once(events, timeout);
+        let after = self.raw_clock();
+        self.advance_clock(before, after, timeout);
+        let mut again = polled?;
+        self.handle_events(events);
+        for _ in 1..self.core.config.polls_per_turn {
+            if !again {
+                break;
+            }
+            again = self.poll_once(events, Some(Duration::ZERO))?;
+            self.handle_events(events);
+        }
+        Ok(())
+    }
+
     /// One batch: poll (waiting at most `max_wait`, or less when a timer is due), handle
     /// every event, poll again without waiting while polls fill up (at most
     /// `polls_per_turn` in all, so every ready socket is read before any deadline is
@@ -303,48 +347,15 @@ impl<A: App> Reactor<A> {
         if self.core.stop {
             return Ok(());
         }
-        let busy = (self.accept_pending && !self.core.accept_paused && self.listener.is_some())
-            || !self.core.pending_reads.is_empty()
-            || !self.core.dirty.is_empty();
         let before = self.raw_clock();
-        let mut timeout = max_wait;
-        if busy {
-            timeout = Some(Duration::ZERO);
-        } else if let Some(deadline) = self.core.wheel.next_deadline() {
-            let wait = deadline
-                .saturating_since(before - self.skipped)
-                .to_duration();
-            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
-        }
+        let timeout = self.poll_timeout(max_wait, before);
         let mut events = self
             .events
             .take()
             .unwrap_or_else(|| Events::with_capacity(self.events_capacity));
-        let polled = self.poll_once(&mut events, timeout);
-        let after = self.raw_clock();
-        self.advance_clock(before, after, timeout);
-        let mut again = match polled {
-            Ok(again) => again,
-            Err(e) => {
-                self.events = Some(events);
-                return Err(e);
-            }
-        };
-        self.handle_events(&events);
-        for _ in 1..self.core.config.polls_per_turn {
-            if !again {
-                break;
-            }
-            again = match self.poll_once(&mut events, Some(Duration::ZERO)) {
-                Ok(again) => again,
-                Err(e) => {
-                    self.events = Some(events);
-                    return Err(e);
-                }
-            };
-            self.handle_events(&events);
-        }
+        let polled = self.poll_and_read(&mut events, timeout, before);
         self.events = Some(events);
+        polled?;
         self.run_commands();
         let pending = std::mem::take(&mut self.core.pending_reads);
         for id in pending {
