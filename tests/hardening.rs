@@ -145,8 +145,24 @@ fn idle_keep_alive_at_the_handshake_deadline_is_closed_without_an_answer() {
     server.stop();
 }
 
-/// Binds `[::1]:0` and runs the reactor on its thread; `None` without IPv6 loopback.
-fn spawn_v6(config: Config) -> Option<(std::net::SocketAddr, std::thread::JoinHandle<()>)> {
+/// A reactor on `[::1]:0`, on its own thread; stopped when dropped.
+struct V6 {
+    addr: std::net::SocketAddr,
+    remote: postern::Remote<()>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for V6 {
+    fn drop(&mut self) {
+        let _ = self.remote.stop();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
+
+/// Binds `[::1]:0` and runs the reactor there; `None` without IPv6 loopback.
+fn spawn_v6(config: Config) -> Option<V6> {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = std::thread::spawn(move || {
         let Ok(mut reactor) = Reactor::bind("[::1]:0".parse().unwrap(), config, EchoApp) else {
@@ -157,13 +173,11 @@ fn spawn_v6(config: Config) -> Option<(std::net::SocketAddr, std::thread::JoinHa
         let _ = reactor.run();
     });
     let (addr, remote) = rx.recv_timeout(IO_TIMEOUT).expect("bound")?;
-    // Stopped when the test ends (the remote outlives this function in the thread).
-    STOP.with(|s| s.borrow_mut().push(remote));
-    Some((addr, handle))
-}
-
-thread_local! {
-    static STOP: std::cell::RefCell<Vec<postern::Remote<()>>> = const { std::cell::RefCell::new(Vec::new()) };
+    Some(V6 {
+        addr,
+        remote,
+        handle: Some(handle),
+    })
 }
 
 #[test]
@@ -173,25 +187,20 @@ fn per_address_limits_apply_to_ipv6_peers() {
         max_connections_per_ip: 2,
         ..Config::default()
     };
-    let Some((addr, handle)) = spawn_v6(config) else {
+    let Some(server) = spawn_v6(config) else {
         eprintln!("no IPv6 loopback here: skipped");
         return;
     };
     let request = upgrade_request("/", "");
     let held: Vec<_> = (0..2)
         .map(|_| {
-            let (raw, head) = http_exchange(addr, request.as_bytes());
+            let (raw, head) = http_exchange(server.addr, request.as_bytes());
             assert_eq!(status(&head), 101, "{head}");
             raw
         })
         .collect();
-    let (_, head) = http_exchange(addr, request.as_bytes());
+    let (_, head) = http_exchange(server.addr, request.as_bytes());
     assert_eq!(status(&head), 429, "{head}");
+    assert_eq!(header(&head, "retry-after"), Some("1"), "{head}");
     drop(held);
-    STOP.with(|s| {
-        for remote in s.borrow_mut().drain(..) {
-            let _ = remote.stop();
-        }
-    });
-    handle.join().expect("reactor thread");
 }
