@@ -59,6 +59,43 @@ fn empty_continuation_frames_are_bounded_with_1008() {
     server.stop();
 }
 
+#[test]
+fn a_failed_connection_that_keeps_sending_is_not_read_without_end() {
+    let server = spawn(Config::default(), EchoApp);
+    let mut bystander = Raw::websocket(server.addr);
+    let mut raw = Raw::websocket(server.addr);
+    let key = Some([5, 6, 7, 8]);
+    let mut flood = frame(false, 0, TEXT, b"", key);
+    for _ in 0..1024 {
+        flood.extend(frame(false, 0, CONT, b"", key));
+    }
+    raw.send(&flood);
+    raw.expect_close(1008);
+    // The peer keeps sending. Past 64 KiB after the failure the server stops reading it:
+    // its sends stall once the socket buffers are full, instead of being read and dropped
+    // as fast as it can send until the close deadline (5 s).
+    raw.stream.set_nonblocking(true).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    let start = Instant::now();
+    let mut sent = 0usize;
+    while start.elapsed() < secs(2) {
+        match std::io::Write::write(&mut raw.stream, &chunk) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            Err(e) => panic!("send after the failure: {e}"),
+        }
+    }
+    assert!(
+        sent < 64 << 20,
+        "{} MiB sent in 2 s: the server reads a failed connection without end",
+        sent >> 20
+    );
+    bystander_echo(&mut bystander, "unaffected");
+    server.stop();
+}
+
 const PLAIN: &[u8] = b"GET /nowhere HTTP/1.1\r\nHost: x\r\n\r\n";
 
 /// Sends a plain request on `raw` and reads its answer (head and 10-byte body).

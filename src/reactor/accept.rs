@@ -158,6 +158,7 @@ impl<A: App> Reactor<A> {
             last_rx: self.core.now,
             born: self.core.now,
             requests: 0,
+            discarded: 0,
             state: None,
         });
         self.remember_unupgraded(id);

@@ -92,6 +92,8 @@ pub(crate) struct Entry<S> {
     pub born: Millis,
     /// Plain HTTP requests answered on it.
     pub requests: u32,
+    /// Bytes read and dropped while draining (bounded by `input::DRAIN_DISCARD`).
+    pub discarded: u32,
     pub state: Option<S>,
 }
 

@@ -21,6 +21,10 @@ const MIN_RX_READ: usize = 4096;
 /// What each frame costs against the per-turn read budget at least, in bytes: a flood of
 /// empty frames costs a decode each, far more than its 6 bytes say.
 pub(crate) const FRAME_COST: usize = 64;
+/// Bytes a closing connection's peer may still send after the connection stopped reading
+/// them (failed, or refused): read and dropped, to see its EOF. Beyond, the socket is no
+/// longer read (the peer's sends stall on a full window) until the close deadline drops it.
+pub(crate) const DRAIN_DISCARD: u32 = 64 * 1024;
 
 /// Outcome of one read attempt.
 enum ReadOutcome {
@@ -64,6 +68,9 @@ impl<A: App> Reactor<A> {
                 break;
             };
             entry.flags &= !flag::READ_PENDING;
+            if matches!(entry.phase, Phase::Draining) && entry.discarded >= DRAIN_DISCARD {
+                break;
+            }
             let mut rx = std::mem::take(&mut entry.rx);
             let (outcome, asked) = if rx.is_empty() {
                 let asked = shared.len();
@@ -161,7 +168,11 @@ impl<A: App> Reactor<A> {
                 return (buf.len(), None);
             };
             match &mut entry.phase {
-                Phase::Draining => return (buf.len(), None),
+                Phase::Draining => {
+                    let dropped = u32::try_from(buf.len() - pos).unwrap_or(u32::MAX);
+                    entry.discarded = entry.discarded.saturating_add(dropped);
+                    return (buf.len(), None);
+                }
                 Phase::Http => match self.http_input(id, &mut buf[pos..]) {
                     HttpStep::Consumed(n) => pos += n,
                     HttpStep::NeedMore(need) => return (pos, need),
