@@ -71,7 +71,7 @@ fn a_failed_connection_that_keeps_sending_is_not_read_without_end() {
     }
     raw.send(&flood);
     raw.expect_close(1008);
-    // The peer keeps sending. Past 64 KiB after the failure the server stops reading it:
+    // The peer keeps sending. Past 1 MiB after the failure the server stops reading it:
     // its sends stall once the socket buffers are full, instead of being read and dropped
     // as fast as it can send until the close deadline (5 s).
     raw.stream.set_nonblocking(true).unwrap();

@@ -22,9 +22,12 @@ const MIN_RX_READ: usize = 4096;
 /// empty frames costs a decode each, far more than its 6 bytes say.
 pub(crate) const FRAME_COST: usize = 64;
 /// Bytes a closing connection's peer may still send after the connection stopped reading
-/// them (failed, or refused): read and dropped, to see its EOF. Beyond, the socket is no
-/// longer read (the peer's sends stall on a full window) until the close deadline drops it.
-pub(crate) const DRAIN_DISCARD: u32 = 64 * 1024;
+/// them (failed, or refused): read and dropped, to see its EOF (and so that a client that
+/// writes a whole oversized request before reading gets to read its refusal). Beyond, the
+/// socket is no longer read (the peer's sends stall on a full window) until the close
+/// deadline drops it: a peer cannot have the loop copy and drop at full speed for the
+/// whole close deadline.
+pub(crate) const DRAIN_DISCARD: u32 = 1024 * 1024;
 
 /// Outcome of one read attempt.
 enum ReadOutcome {
