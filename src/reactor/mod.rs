@@ -1,10 +1,16 @@
 //! The reactor: the only code that touches `mio` and the OS clock.
 //!
 //! One thread, one `mio::Poll`, connections in a slab addressed by [`ConnId`] (index +
-//! generation), one timer wheel for every deadline. Each [`Reactor::turn`] polls once
-//! (sleeping no longer than the next deadline), reads every ready socket into the shared
-//! buffer and feeds its state machine, runs cross-thread commands, accepts a bounded batch
-//! of new connections, fires expired timers, then flushes every connection that has output.
+//! generation), one timer wheel for every deadline. Each [`Reactor::turn`] polls (sleeping
+//! no longer than the next deadline, and polling again without sleeping while a poll fills
+//! up or is interrupted), reads every ready socket into the shared buffer and feeds its
+//! state machine, runs cross-thread commands, accepts a bounded batch of new connections,
+//! fires expired timers, then flushes every connection that has output.
+//!
+//! The reactor's clock (`Ctx::now`, every deadline) is the OS's monotonic clock less the
+//! stalls it has seen: a turn late by more than `Config::stall_threshold` has the excess
+//! left out, so a stopped or paused process does not expire peers whose messages arrived
+//! while it could not read them.
 
 mod accept;
 mod address;
