@@ -6,7 +6,7 @@
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9001), `--max-payload BYTES` (default 4096,
 //! at most 16 MiB), and the connection limits every example takes (`--max-connections`,
-//! `--max-conns-per-ip`, `--new-conns-per-ip`, `--limit-loopback`; see
+//! `--max-conns-per-ip`, `--new-conns-per-ip`, `--limit-loopback`, `--events-per-poll`; see
 //! `examples/support/serve.rs`). Prints `listening on ADDR` on stderr when ready; SIGINT or
 //! SIGTERM shuts it down gracefully. This is the server the Autobahn conformance run and the
 //! throughput benchmarks talk to.

@@ -73,7 +73,7 @@ pub fn secret_or_random(
 /// The connection-limit options every example accepts, for its usage line.
 #[allow(dead_code)] // not every example prints a usage line
 pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
-     [--new-conns-per-ip N] [--limit-loopback true|false]";
+     [--new-conns-per-ip N] [--limit-loopback true|false] [--events-per-poll N]";
 
 /// Applies `flag value` to `config` if `flag` is one of the connection limits shared by the
 /// examples (see `postern::Config` for what each bounds and its default):
@@ -82,7 +82,9 @@ pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
 /// - `--max-conns-per-ip N`: open sockets per source address (`429` beyond it);
 /// - `--new-conns-per-ip N`: new connections per second per source address (`429`);
 /// - `--limit-loopback true|false`: whether the per-address limits also apply to
-///   127.0.0.0/8 and ::1 (exempt by default, for local proxies and load tests).
+///   127.0.0.0/8 and ::1 (exempt by default, for local proxies and load tests);
+/// - `--events-per-poll N`: readiness events taken per poll (a tuning knob; tests use a
+///   small value to have more ready sockets than one poll returns).
 ///
 /// Returns `Ok(false)` for any other flag, so callers try it first and fall through.
 #[allow(dead_code)] // included by examples that parse their own options
@@ -96,6 +98,7 @@ pub fn limit_option(config: &mut Config, flag: &str, value: &str) -> Result<bool
         "--max-connections" => config.max_connections = number()?.max(1) as usize,
         "--max-conns-per-ip" => config.max_connections_per_ip = number()?.max(1) as usize,
         "--new-conns-per-ip" => config.new_connections_per_ip = number()?.max(1),
+        "--events-per-poll" => config.events_per_poll = number()?.max(1) as usize,
         "--limit-loopback" => {
             config.limit_loopback = match value {
                 "true" | "yes" | "1" => true,
