@@ -134,7 +134,7 @@ struct Guild<'a> {
 fn send(gw: &mut Gw<'_, '_, Node>, session: SessionId, op: &str, d: &str) {
     let mut out = String::with_capacity(op.len() + d.len() + 16);
     write_payload(&mut out, op, d);
-    gw.send_raw_to(session, &out);
+    let _ = gw.send_raw_to(session, &out);
 }
 
 impl Node {
@@ -318,7 +318,7 @@ impl Handler for Node {
             "HEARTBEAT" => {
                 let mut out = String::new();
                 write_heartbeat_ack(&mut out, d);
-                gw.send_raw_to(session, &out);
+                let _ = gw.send_raw_to(session, &out);
                 return Ok(());
             }
             "IDENTIFY" => return self.identify_op(gw, session, d),

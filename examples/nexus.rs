@@ -310,7 +310,7 @@ impl NexusServer {
             wake: Wake::default(),
         });
         (g.channel, g.self_mute, g.self_deaf) = (Some(channel), mute, deaf);
-        gw.send_raw_to(sid, &voice_op(guild, g));
+        let _ = gw.send_raw_to(sid, &voice_op(guild, g));
         Ok(ok(state_json(guild, g, gw.now())))
     }
 
@@ -322,7 +322,7 @@ impl NexusServer {
             .ok_or_else(|| error(404, "no player for this guild"))?;
         g.wake.cancel(gw);
         let left = g.channel.take();
-        gw.send_raw_to(sid, &voice_op(guild, &g));
+        let _ = gw.send_raw_to(sid, &voice_op(guild, &g));
         let now = gw.now();
         let events = g.player.stop(now);
         emit(gw, guild, &g, events);

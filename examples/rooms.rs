@@ -392,7 +392,7 @@ impl Handler for RoomsServer {
     }
 
     fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, Beat(session): Beat) {
-        if gw.send_raw_to(session, SERVER_HEARTBEAT) {
+        if gw.send_raw_to(session, SERVER_HEARTBEAT).is_ok() {
             let at = gw.now() + self.heartbeat;
             gw.set_timer(at, Beat(session));
         }

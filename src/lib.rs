@@ -40,6 +40,7 @@
 pub mod app;
 pub mod close;
 pub mod config;
+mod conn_id;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -53,9 +54,10 @@ pub mod ws;
 pub use app::{Accept, App, Closed, Message};
 pub use close::CloseCode;
 pub use config::Config;
-pub use error::Error;
+pub use conn_id::ConnId;
+pub use error::{Error, SendError};
 pub use http::{Request, Response};
-pub use reactor::{ConnId, Ctx, Reactor, Remote, RemoteError, SendError, Stats};
+pub use reactor::{Ctx, Reactor, Remote, RemoteError, Stats};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

@@ -394,7 +394,7 @@ impl Model {
             self.stats.dropped += 1;
         }
         self.stats.identified += 1;
-        let sid = SessionId(self.next_id);
+        let sid = SessionId::new(self.next_id);
         self.next_id += 1;
         let id = self.conn(i).id;
         self.registry.insert(sid, (), id, owner);
@@ -415,7 +415,7 @@ impl Model {
         };
         let (sid, seen) = match self.clients[c].session {
             Some(sid) => (sid, self.clients[c].last),
-            None => (SessionId(u64::MAX), 0),
+            None => (SessionId::new(u64::MAX), 0),
         };
         let op = Op::Resume {
             session: sid,

@@ -13,13 +13,16 @@
 //! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
 
+mod app;
 pub mod config;
 pub mod core;
 pub mod ctx;
 pub mod dialect;
 pub mod dialects;
 pub mod engine;
+pub mod error;
 pub mod handler;
+pub mod link;
 pub mod owner;
 pub mod registry;
 pub mod remote;
@@ -30,9 +33,11 @@ pub mod session;
 pub use self::core::GwConn;
 pub use config::{DuplicatePolicy, GatewayConfig, ProbePolicy};
 pub use ctx::Gw;
-pub use dialect::{write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready};
+pub use dialect::{write_json_str, Dialect, Op, Ready};
 pub use engine::{Gateway, GwTimer};
+pub use error::{Answer, DecodeError, GatewayError};
 pub use handler::{Admit, Handler};
+pub use link::Link;
 pub use owner::Owner;
 pub use remote::{GatewayRemote, GwCommand};
 pub use secret::{random_hex, random_uuid, secret_eq};

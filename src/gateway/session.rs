@@ -14,34 +14,9 @@
 
 use super::config::GatewayConfig;
 use super::dialect::{GatewayError, Op};
+pub use super::secret::{os_random, SessionId};
 pub use crate::rate::TokenBucket;
 use crate::time::Millis;
-use std::fmt;
-use std::io::Read;
-
-/// A session's identifier: 64 bits from the operating system's randomness, so that no one
-/// can guess another client's session.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u64);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the id itself: it is a resume credential.
-        f.write_str("session")
-    }
-}
-
-/// Fills `buf` from the OS's random source (`/dev/urandom`).
-pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-/// A random `u64` from the OS (0 is never returned).
-pub fn random_u64() -> std::io::Result<u64> {
-    let mut b = [0u8; 8];
-    os_random(&mut b)?;
-    Ok(u64::from_le_bytes(b).max(1))
-}
 
 /// Where a connection stands in the gateway lifecycle.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

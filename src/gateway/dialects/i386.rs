@@ -127,7 +127,7 @@ impl Dialect for I386 {
                     (None, None) => 0,
                 };
                 Ok(Op::Resume {
-                    session: SessionId(session),
+                    session: SessionId::new(session),
                     seq,
                     payload: cnf,
                 })
@@ -159,7 +159,7 @@ impl Dialect for I386 {
         let _ = write!(
             out,
             "{{\"f\":140,\"cnf\":{{\"v\":{VERSION},\"session_id\":{}",
-            ready.session.0
+            ready.session.get()
         );
         if ready.resumed {
             out.push_str(",\"resumed\":true");

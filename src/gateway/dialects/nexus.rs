@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(out, r#"{"op":0,"d":{"heartbeat_interval":1500}}"#);
         out.clear();
         let ready = Ready {
-            session: SessionId(7),
+            session: SessionId::new(7),
             resumed: false,
             extra: r#""client_id":"1","access_token":"t""#,
         };

@@ -50,7 +50,7 @@ pub mod code {
 /// `id` written as a UUID (`00000000-0000-0000-XXXX-XXXXXXXXXXXX`, the id's 16 hex digits
 /// last): READY's session when the application gives none of its own.
 pub fn session_uuid(id: SessionId) -> String {
-    let hex = format!("{:016x}", id.0);
+    let hex = format!("{:016x}", id.get());
     format!("00000000-0000-0000-{}-{}", &hex[..4], &hex[4..])
 }
 
@@ -150,7 +150,7 @@ mod tests {
         Nightingale.ready(
             &mut out,
             &Ready {
-                session: SessionId(1),
+                session: SessionId::new(1),
                 resumed: false,
                 extra,
             },
@@ -163,7 +163,7 @@ mod tests {
         Nightingale.ready(
             &mut out,
             &Ready {
-                session: SessionId(0xabcd_0123_4567_89ef),
+                session: SessionId::new(0xabcd_0123_4567_89ef),
                 resumed: true,
                 extra: "",
             },
