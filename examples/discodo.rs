@@ -434,7 +434,7 @@ fn main() -> ExitCode {
     };
     let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
     // Heartbeats are ops here (see the dialect): a generous command allowance.
-    gateway_config.rate_limit = (1000, Millis(10_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(1000, Millis(10_000));
     let node = Node {
         password,
         vc_timeout: options.vc_timeout,

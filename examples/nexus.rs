@@ -519,7 +519,7 @@ fn main() -> ExitCode {
     let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
     gateway_config.identify_timeout = heartbeat + gateway_config.heartbeat_grace;
     gateway_config.replay_events = 0; // No resume: nothing is kept.
-    gateway_config.rate_limit = (2400, Millis(60_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(2400, Millis(60_000));
     let server = NexusServer {
         password,
         pending: HashMap::new(),

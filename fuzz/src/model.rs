@@ -342,7 +342,11 @@ impl Model {
                 }
                 _ => {
                     conn.commands += 1;
-                    (conn.commands, config.rate_limit.0, config.rate_limit.1)
+                    (
+                        conn.commands,
+                        config.rate_limit.commands,
+                        config.rate_limit.window,
+                    )
                 }
             };
             let cap = u64::from(cap);

@@ -19,6 +19,8 @@ pub mod core;
 pub mod ctx;
 pub mod dialect;
 pub mod dialects;
+#[cfg(any(test, feature = "testing"))]
+pub mod driver;
 pub mod engine;
 pub mod error;
 pub mod handler;
@@ -31,7 +33,7 @@ pub mod secret;
 pub mod session;
 
 pub use self::core::GwConn;
-pub use config::{DuplicatePolicy, GatewayConfig, ProbePolicy};
+pub use config::{DuplicatePolicy, GatewayConfig, ProbePolicy, RateLimit};
 pub use ctx::Gw;
 pub use dialect::{write_json_str, Dialect, Op, Ready};
 pub use engine::{Gateway, GwTimer};

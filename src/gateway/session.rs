@@ -63,7 +63,7 @@ impl ConnSession {
             },
             last_heard: now,
             probe_sent: None,
-            commands: TokenBucket::full(now, config.rate_limit.0, config.rate_limit.1),
+            commands: TokenBucket::full(now, config.rate_limit.commands, config.rate_limit.window),
             heartbeats: TokenBucket::full(now, config.heartbeat_burst, config.heartbeat_interval),
             refused_in_a_row: 0,
         }
@@ -104,7 +104,7 @@ impl ConnSession {
             }
             _ => self
                 .commands
-                .take(now, config.rate_limit.0, config.rate_limit.1),
+                .take(now, config.rate_limit.commands, config.rate_limit.window),
         };
         if !allowed {
             self.refused_in_a_row += 1;

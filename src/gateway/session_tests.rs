@@ -1,7 +1,7 @@
 //! Session machine tests: every transition with a fake clock, no sockets, no sleeps.
 
 use super::*;
-use crate::gateway::config::ProbePolicy;
+use crate::gateway::config::{ProbePolicy, RateLimit};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -111,7 +111,7 @@ fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
 #[test]
 fn any_message_is_proof_of_life_even_refused_or_undecodable() {
     let c = GatewayConfig {
-        rate_limit: (1, Millis(60_000)),
+        rate_limit: RateLimit::new(1, Millis(60_000)),
         ..config()
     };
     let mut s = ConnSession::new(Millis(0), &c);
@@ -209,7 +209,7 @@ fn a_client_heartbeating_every_interval_that_never_answers_probes_is_kept() {
 #[test]
 fn rate_limit_answers_then_closes_on_abuse_and_refills() {
     let c = GatewayConfig {
-        rate_limit: (5, Millis(1_000)),
+        rate_limit: RateLimit::new(5, Millis(1_000)),
         rate_limit_slack: 2,
         ..config()
     };
