@@ -36,6 +36,7 @@ use super::engine::{Gateway, GwTimer};
 use super::handler::Handler;
 use super::link::Link;
 use super::remote::GwCommand;
+use super::secret::SessionId;
 use crate::close::CloseCode;
 use crate::conn_id::ConnId;
 use crate::error::SendError;
@@ -380,6 +381,17 @@ impl<H: Handler> Driver<H> {
             }
             None => Vec::new(),
         }
+    }
+
+    /// The session a live connection is attached to.
+    pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
+        self.link.conn_ref(id).and_then(GwConn::session)
+    }
+
+    /// The deadline a live connection's timer is armed for (identify, heartbeat, probe).
+    pub fn conn_deadline(&self, id: ConnId) -> Option<Millis> {
+        let timer = self.link.conn_ref(id)?.timer?;
+        self.link.keys.get(&timer).map(|&(at, _)| at)
     }
 
     /// The close code and reason the server sent to a connection, if it closed it.
