@@ -32,7 +32,7 @@ pub enum GwTimer<T> {
     Handler(T),
 }
 
-/// A gateway server: the engine that speaks a [`Dialect`](super::Dialect) and runs the whole
+/// A gateway server: the engine that speaks a [`Dialect`] and runs the whole
 /// lifecycle (hello, identify, ready, heartbeats, sequence numbers, resume with replay,
 /// rooms, rate limits, shutdown) for a [`Handler`]. Served by a reactor as an
 /// [`App`](crate::App).
