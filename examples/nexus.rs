@@ -130,7 +130,7 @@ fn emit(gw: &mut Gw<'_, '_, NexusServer>, guild: u64, g: &Guild, events: Vec<Eve
                     EndReason::Stopped => "stopped",
                     EndReason::Failed(e) => {
                         let data = with_track(&track).str("error", &e).done();
-                        gw.dispatch(g.owner, "AUDIO_PLAYER_ERROR", &data);
+                        let _ = gw.dispatch(g.owner, "AUDIO_PLAYER_ERROR", &data);
                         "error"
                     }
                 };
@@ -151,7 +151,7 @@ fn emit(gw: &mut Gw<'_, '_, NexusServer>, guild: u64, g: &Guild, events: Vec<Eve
             }
             Event::QueueChanged => ("QUEUE_STATE_UPDATE", state_json(guild, g, now)),
         };
-        gw.dispatch(g.owner, name, &data);
+        let _ = gw.dispatch(g.owner, name, &data);
     }
 }
 
@@ -208,7 +208,7 @@ impl NexusServer {
                     .opt_id("guild_id", Some(guild))
                     .str("error", message)
                     .done();
-                gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
+                let _ = gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
                 return Ok(());
             }
             Ok(VoiceChange::Connected | VoiceChange::Reconnected) => {
@@ -221,7 +221,7 @@ impl NexusServer {
             .opt_id("guild_id", Some(guild))
             .opt_id("channel_id", channel)
             .done();
-        gw.dispatch(sid, name, &data);
+        let _ = gw.dispatch(sid, name, &data);
         Ok(())
     }
 
@@ -331,7 +331,7 @@ impl NexusServer {
             .opt_id("guild_id", Some(guild))
             .opt_id("channel_id", left)
             .done();
-        gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
+        let _ = gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
         Ok(ok(state_json(guild, &g, now)))
     }
 

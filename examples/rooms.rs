@@ -88,7 +88,7 @@ fn broadcast(
     data: &impl Serialize,
 ) -> Response {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
-    gw.dispatch_room(room, &id.to_string(), &data, None);
+    let _ = gw.dispatch_room(room, &id.to_string(), &data, None);
     let mut packet = String::new();
     write_packet(&mut packet, id, &data);
     Response::json(200, packet)

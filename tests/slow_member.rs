@@ -61,7 +61,7 @@ impl Handler for Room {
         data: Option<&RawValue>,
     ) -> Result<(), GatewayError> {
         if event == "SAY" {
-            gw.dispatch_room("r", "SAY", data.map_or("{}", RawValue::get), None);
+            let _ = gw.dispatch_room("r", "SAY", data.map_or("{}", RawValue::get), None);
         }
         Ok(())
     }

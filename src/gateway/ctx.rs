@@ -40,6 +40,7 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
 
     /// Dispatches an event (name and JSON data) to one session, with its next sequence
     /// number; kept for replay, sent now if the session is live. False for an unknown session.
+    #[must_use = "false: the session is gone and nothing was dispatched"]
     pub fn dispatch(&mut self, session: SessionId, event: &str, data: &str) -> bool {
         if !self.core.registry.contains(session) {
             return false;
@@ -52,6 +53,7 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     /// Dispatches one event to every session in `room` except `except`. The payload is
     /// encoded once; each member costs its sequence prefix and a reference. Returns the
     /// number of members it was dispatched to.
+    #[must_use = "the number of sessions reached (0: an empty or unknown room)"]
     pub fn dispatch_room(
         &mut self,
         room: &str,
@@ -70,6 +72,7 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     }
 
     /// Dispatches one event to every session (encoded once).
+    #[must_use = "the number of sessions reached"]
     pub fn dispatch_all(&mut self, event: &str, data: &str) -> usize {
         let all: Vec<SessionId> = self.core.registry.ids().collect();
         let tail = self.core.encode(event, data);
