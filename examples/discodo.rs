@@ -60,7 +60,7 @@ struct Node {
     next_vc: u64,
 }
 
-fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
+fn app(c: postern::CloseCode, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
     GatewayError::app(c, fatal, why)
 }
 

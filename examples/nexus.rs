@@ -62,7 +62,7 @@ struct NexusServer {
 
 type Answer = Result<Response, Response>;
 
-fn fail(c: u16) -> GatewayError {
+fn fail(c: postern::CloseCode) -> GatewayError {
     GatewayError::app(c, true, reason(c))
 }
 

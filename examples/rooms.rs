@@ -185,7 +185,7 @@ impl RoomsServer {
         gw: &mut Gw<'_, '_, Self>,
         room: &str,
         who: Option<&str>,
-        c: u16,
+        c: postern::CloseCode,
         why: &'static str,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {

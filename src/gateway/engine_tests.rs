@@ -177,7 +177,7 @@ fn resume_beyond_the_window_is_an_invalid_session() {
     let frames = d.take_frames(a2);
     assert_eq!(
         error_of(&frames),
-        Some((u64::from(code::INVALID_SESSION), false))
+        Some((u64::from(code::INVALID_SESSION.0), false))
     );
     assert!(
         d.is_open(a2),
@@ -200,7 +200,7 @@ fn a_replay_gap_is_an_invalid_session() {
     let a2 = resume(&mut d, "a", sid, 0);
     assert_eq!(
         error_of(&d.take_frames(a2)),
-        Some((u64::from(code::INVALID_SESSION), false))
+        Some((u64::from(code::INVALID_SESSION.0), false))
     );
     // From 2, all that is missed is held.
     let a3 = resume(&mut d, "a", sid, 2);
@@ -213,10 +213,7 @@ fn taking_over_a_live_session_closes_the_old_connection() {
     let (a, sid) = login(&mut d, "a");
     let a2 = resume(&mut d, "a", sid, 0);
     assert_eq!(json(&d.take_frames(a2)[0])["cnf"]["resumed"], true);
-    assert_eq!(
-        d.close_of(a).map(|(c, _)| c),
-        Some(CloseCode(code::SESSION_REPLACED))
-    );
+    assert_eq!(d.close_of(a).map(|(c, _)| c), Some(code::SESSION_REPLACED));
     assert_eq!(
         d.gateway.registry().get(SessionId::new(sid)).unwrap().conn,
         Some(a2)
@@ -233,7 +230,7 @@ fn refuse_new_keeps_the_live_connection() {
     let a2 = resume(&mut d, "a", sid, 0);
     assert_eq!(
         d.close_of(a2).map(|(c, _)| c),
-        Some(CloseCode(code::ALREADY_CONNECTED))
+        Some(code::ALREADY_CONNECTED)
     );
     assert!(d.is_open(a));
 }
@@ -258,12 +255,12 @@ fn max_sessions_evicts_a_detached_session() {
     let a2 = resume(&mut d, "a", sid_a, 0);
     assert_eq!(
         error_of(&d.take_frames(a2)),
-        Some((u64::from(code::INVALID_SESSION), false))
+        Some((u64::from(code::INVALID_SESSION.0), false))
     );
     // With every session live, a newcomer is refused.
     let id = d.connect("/").unwrap();
     d.send(id, r#"{"f":110,"cnf":{"token":"d"}}"#);
-    let refused = Some(CloseCode(code::TOO_MANY_SESSIONS));
+    let refused = Some(code::TOO_MANY_SESSIONS);
     assert_eq!(d.close_of(id).map(|(c, _)| c), refused);
 }
 
@@ -276,7 +273,7 @@ fn the_per_owner_quota_evicts_the_owners_own_detached_session_only() {
     // All of a's sessions live: refused.
     let id = d.connect("/").unwrap();
     d.send(id, r#"{"f":110,"cnf":{"token":"a"}}"#);
-    let refused = Some(CloseCode(code::TOO_MANY_SESSIONS));
+    let refused = Some(code::TOO_MANY_SESSIONS);
     assert_eq!(d.close_of(id).map(|(c, _)| c), refused);
     let (_b, _) = login(&mut d, "b");
     // a's detached session gives way to a's new one; b's is untouched.
@@ -350,7 +347,7 @@ fn a_silent_client_is_closed_at_interval_plus_grace_after_it_was_last_heard() {
     assert_eq!(d.now(), heard + Millis(2_500));
     assert!(d.now() > t0 + Millis(2_500));
     let closed = d.close_of(id).map(|(c, _)| c);
-    assert_eq!(closed, Some(CloseCode(code::SESSION_TIMED_OUT)));
+    assert_eq!(closed, Some(code::SESSION_TIMED_OUT));
     assert_eq!(d.gateway.registry().len(), 1, "detached, resumable");
 }
 
@@ -362,7 +359,7 @@ fn the_identify_deadline_closes_a_client_that_never_identifies() {
     assert!(d.step());
     assert_eq!(d.now(), t0 + Millis(5_000));
     let closed = d.close_of(id).map(|(c, _)| c);
-    assert_eq!(closed, Some(CloseCode(code::NOT_AUTHENTICATED)));
+    assert_eq!(closed, Some(code::NOT_AUTHENTICATED));
     assert_eq!(d.drive(), 0, "nothing left pending");
 }
 
@@ -383,7 +380,7 @@ fn probes_close_a_quiet_client_after_two_intervals_but_never_a_talking_one() {
     assert!(!d.is_open(quiet));
     assert_eq!(
         d.close_of(quiet).map(|(c, _)| c),
-        Some(CloseCode(code::SESSION_TIMED_OUT))
+        Some(code::SESSION_TIMED_OUT)
     );
     let _ = t0;
 }
@@ -399,15 +396,12 @@ fn the_rate_limit_answers_then_closes_the_abuser() {
     d.send(id, r#"{"f":130,"t":"ME"}"#); // 2
     let _ = d.take_frames(id);
     d.send(id, r#"{"f":130,"t":"ME"}"#); // refused, within the slack
-    let rate = u64::from(code::RATE_LIMITED);
+    let rate = u64::from(code::RATE_LIMITED.0);
     assert_eq!(error_of(&d.take_frames(id)), Some((rate, false)));
     assert!(d.is_open(id));
     d.send(id, r#"{"f":130,"t":"ME"}"#); // refused twice in a row: closed
     assert_eq!(error_of(&d.take_frames(id)), Some((rate, true)));
-    assert_eq!(
-        d.close_of(id).map(|(c, _)| c),
-        Some(CloseCode(code::RATE_LIMITED))
-    );
+    assert_eq!(d.close_of(id).map(|(c, _)| c), Some(code::RATE_LIMITED));
 }
 
 #[test]
@@ -460,7 +454,7 @@ fn a_binary_message_is_a_decode_error() {
     let id = d.connect("/").unwrap();
     d.send_binary(id);
     let closed = d.close_of(id).map(|(c, _)| c);
-    assert_eq!(closed, Some(CloseCode(code::DECODE_ERROR)));
+    assert_eq!(closed, Some(code::DECODE_ERROR));
 }
 
 #[test]

@@ -68,8 +68,8 @@ pub enum GatewayError {
     },
     /// An application-defined error with the protocol's code.
     App {
-        /// The protocol's error code.
-        code: u16,
+        /// The protocol's error code (its close code when fatal).
+        code: CloseCode,
         /// Whether the connection is closed.
         fatal: bool,
         /// Text for the close reason or the payload, where the protocol carries one.
@@ -79,9 +79,13 @@ pub enum GatewayError {
 
 impl GatewayError {
     /// An application error.
-    pub fn app(code: u16, fatal: bool, reason: impl Into<Cow<'static, str>>) -> GatewayError {
+    pub fn app(
+        code: impl Into<CloseCode>,
+        fatal: bool,
+        reason: impl Into<Cow<'static, str>>,
+    ) -> GatewayError {
         GatewayError::App {
-            code,
+            code: code.into(),
             fatal,
             reason: reason.into(),
         }

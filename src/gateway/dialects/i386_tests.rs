@@ -1,6 +1,7 @@
 //! Decoding and encoding of the i386chat envelope, including every malformed shape.
 
 use super::*;
+use crate::close::CloseCode;
 
 fn decode(text: &str) -> Result<Op<'_>, DecodeError> {
     I386.decode(text)
