@@ -15,7 +15,8 @@ use crate::conn_id::ConnId;
 use crate::timer::TimerId;
 use crate::ws::SharedPayload;
 
-/// Per-connection engine state (the reactor's `App::Conn`).
+/// Per-connection engine state, held for the engine by its [`Link`] (the reactor's
+/// `App::Conn`, or the in-memory driver's).
 #[derive(Debug)]
 pub struct GwConn<S> {
     pub(crate) machine: ConnSession,
