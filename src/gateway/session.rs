@@ -14,7 +14,7 @@
 
 use super::config::GatewayConfig;
 use super::dialect::{GatewayError, Op};
-pub use super::secret::{os_random, SessionId};
+pub use super::secret::{os_random, random_u64, SessionId};
 pub use crate::rate::TokenBucket;
 use crate::time::Millis;
 
