@@ -8,19 +8,60 @@ use crate::close::CloseCode;
 use crate::gateway::config::{DuplicatePolicy, ProbePolicy, RateLimit};
 use crate::gateway::dialects::i386::{code, I386};
 use crate::gateway::driver::Driver;
-use crate::gateway::{Gw, Owner};
+use crate::gateway::{DecodeError, Gw, Owner};
 use crate::time::Millis;
 use std::net::SocketAddr;
 
 /// Sessions owned by the token they identified with; every session joins room "all";
 /// event `SAY` is dispatched to the room, `ME` to the sender alone.
-#[derive(Default)]
-struct Chat {
+struct Chat<D = I386> {
     ended: Vec<String>,
+    dialect: std::marker::PhantomData<D>,
 }
 
-impl Handler for Chat {
-    type Dialect = I386;
+impl<D> Default for Chat<D> {
+    fn default() -> Self {
+        Chat {
+            ended: Vec::new(),
+            dialect: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Seed 004's dialect with a visible probe, `{"f":160}` (seed 004 has none).
+struct Probing;
+
+const PROBE: &str = r#"{"f":160}"#;
+
+impl Dialect for Probing {
+    fn decode<'a>(&self, text: &'a str) -> Result<Op<'a>, DecodeError> {
+        I386.decode(text)
+    }
+    fn hello(&self, out: &mut String, interval: Millis) {
+        I386.hello(out, interval);
+    }
+    fn ready(&self, out: &mut String, ready: &crate::gateway::Ready<'_>) {
+        I386.ready(out, ready);
+    }
+    fn heartbeat_ack(&self, out: &mut String, echo: Option<&RawValue>) {
+        I386.heartbeat_ack(out, echo);
+    }
+    fn heartbeat_request(&self, out: &mut String) {
+        out.push_str(PROBE);
+    }
+    fn dispatch_prefix(&self) -> Option<&'static [u8]> {
+        I386.dispatch_prefix()
+    }
+    fn dispatch_tail(&self, out: &mut String, event: &str, data: &str) {
+        I386.dispatch_tail(out, event, data);
+    }
+    fn answer(&self, error: &GatewayError) -> crate::gateway::Answer {
+        I386.answer(error)
+    }
+}
+
+impl<D: Dialect> Handler for Chat<D> {
+    type Dialect = D;
     type Session = String;
     type Timer = ();
     type Command = ();
@@ -86,12 +127,16 @@ fn driver(config: GatewayConfig) -> Driver<Chat> {
     Driver::new(Gateway::new(Chat::default(), I386, config))
 }
 
+fn probing(config: GatewayConfig) -> Driver<Chat<Probing>> {
+    Driver::new(Gateway::new(Chat::default(), Probing, config))
+}
+
 fn json(frame: &str) -> serde_json::Value {
     serde_json::from_str(frame).expect("a JSON frame")
 }
 
 /// Connects and identifies as `token`; returns the connection and the session id.
-fn login(d: &mut Driver<Chat>, token: &str) -> (ConnId, u64) {
+fn login<D: Dialect>(d: &mut Driver<Chat<D>>, token: &str) -> (ConnId, u64) {
     let id = d.connect("/").expect("upgraded");
     d.send(id, &format!(r#"{{"f":110,"cnf":{{"token":"{token}"}}}}"#));
     let frames = d.take_frames(id);
@@ -364,25 +409,60 @@ fn the_identify_deadline_closes_a_client_that_never_identifies() {
 }
 
 #[test]
-fn probes_close_a_quiet_client_after_two_intervals_but_never_a_talking_one() {
+fn a_probe_goes_out_after_the_silence_and_an_unanswered_one_closes() {
+    let mut c = config();
+    c.heartbeat_required = false;
+    c.probe = Some(ProbePolicy {
+        after_silence: Millis(1_000),
+        answer_within: Millis(400),
+    });
+    let mut d = probing(c);
+    let (quiet, _) = login(&mut d, "q");
+    let (answers, _) = login(&mut d, "a");
+    let t0 = d.now();
+    d.advance(Millis(999));
+    assert!(d.frames(quiet).is_empty() && d.frames(answers).is_empty());
+    assert!(d.step());
+    assert_eq!(d.now(), t0 + Millis(1_000));
+    assert_eq!(d.take_frames(quiet), [PROBE]);
+    assert_eq!(d.take_frames(answers), [PROBE]);
+    // Any message answers a probe; the next one comes after another silence.
+    d.advance(Millis(100));
+    d.send(answers, r#"{"f":130,"t":"ME"}"#);
+    d.advance(Millis(299));
+    assert!(d.is_open(quiet));
+    assert!(d.step());
+    assert_eq!(d.now(), t0 + Millis(1_400));
+    assert_eq!(
+        d.close_of(quiet).map(|(c, _)| c),
+        Some(code::SESSION_TIMED_OUT)
+    );
+    assert!(d.is_open(answers));
+    d.advance_to(t0 + Millis(2_099));
+    assert_eq!(
+        seqs(&d.take_frames(answers)),
+        [1],
+        "only its own event so far"
+    );
+    assert!(d.step());
+    assert_eq!(d.now(), t0 + Millis(2_100));
+    assert_eq!(d.take_frames(answers), [PROBE]);
+}
+
+#[test]
+fn probes_never_close_a_client_that_keeps_talking() {
     let mut c = config();
     c.heartbeat_required = false;
     c.probe = Some(ProbePolicy::per_interval(Millis(1_000)));
-    let mut d = driver(c);
-    let (quiet, _) = login(&mut d, "q");
+    let mut d = probing(c);
     let (talker, _) = login(&mut d, "t");
-    let t0 = d.now();
     for _ in 0..10 {
         d.advance(Millis(900));
         d.send(talker, r#"{"f":120}"#);
     }
     assert!(d.is_open(talker));
-    assert!(!d.is_open(quiet));
-    assert_eq!(
-        d.close_of(quiet).map(|(c, _)| c),
-        Some(code::SESSION_TIMED_OUT)
-    );
-    let _ = t0;
+    let frames = d.take_frames(talker);
+    assert!(!frames.iter().any(|f| f == PROBE), "{frames:?}");
 }
 
 #[test]
