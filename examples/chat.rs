@@ -114,7 +114,7 @@ impl Chat {
             json_str(user),
             json_str(channel)
         );
-        gw.dispatch_room(channel, event, &data, None);
+        let _ = gw.dispatch_room(channel, event, &data, None);
     }
 
     fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
@@ -253,7 +253,7 @@ impl Handler for Chat {
                     "{{\"id\":{id},\"channel\":{},\"author\":{},\"content\":{},\"timestamp\":{}}}",
                     json_str(&channel), json_str(&user), json_str(&msg.content), unix_ms()
                 );
-                gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
+                let _ = gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
             }
             "MESSAGE_DELETE" => {
                 let target: MessageRef = Self::data(data)?;
@@ -269,7 +269,7 @@ impl Handler for Chat {
                     target.id,
                     json_str(&in_channel)
                 );
-                gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
+                let _ = gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
             }
             "START_TYPING" => {
                 let out = format!(
@@ -277,7 +277,7 @@ impl Handler for Chat {
                     json_str(&user),
                     json_str(&channel)
                 );
-                gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
+                let _ = gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
             }
             "CHANNEL_ADD" => {
                 let add: ChannelName = Self::data(data)?;
@@ -292,7 +292,7 @@ impl Handler for Chat {
                     json_str(&add.channel),
                     json_str(&user)
                 );
-                gw.dispatch_all("CHANNEL_ADD", &out);
+                let _ = gw.dispatch_all("CHANNEL_ADD", &out);
             }
             "CHANNEL_MOVE" => {
                 let to: ChannelName = Self::data(data)?;
@@ -320,7 +320,7 @@ impl Handler for Chat {
                     json_str(&ban.user),
                     json_str(&user)
                 );
-                gw.dispatch_all("SYSTEM_BAN_ADD", &out);
+                let _ = gw.dispatch_all("SYSTEM_BAN_ADD", &out);
                 let theirs: Vec<SessionId> = gw
                     .sessions()
                     .into_iter()

@@ -143,28 +143,7 @@ pub(crate) struct Core<A: App> {
     pub sweep_armed: bool,
 }
 
-/// Why a send did not happen.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// No such connection (gone, or an id from another slot generation).
-    Unknown,
-    /// The connection is closing or closed: nothing more may be sent.
-    Closing,
-    /// The connection's outbox overflowed: it is a slow reader and is being closed (1008).
-    Overflow,
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SendError::Unknown => "unknown connection",
-            SendError::Closing => "connection is closing",
-            SendError::Overflow => "outbox overflow: slow reader closed",
-        })
-    }
-}
-
-impl std::error::Error for SendError {}
+pub use crate::error::SendError;
 
 impl<A: App> Core<A> {
     /// The entry of a live connection, if `id` is still its current id.
