@@ -116,7 +116,7 @@ impl Chat {
             json_str(user),
             json_str(channel)
         );
-        gw.dispatch_room(channel, event, &data, None);
+        let _ = gw.dispatch_room(channel, event, &data, None);
     }
 
     fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
@@ -257,7 +257,7 @@ impl Handler for Chat {
                     json_str(&msg.content),
                     wall_clock::unix_ms()
                 );
-                gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
+                let _ = gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
             }
             "MESSAGE_DELETE" => {
                 let target: MessageRef = Self::data(data)?;
@@ -273,7 +273,7 @@ impl Handler for Chat {
                     target.id,
                     json_str(&in_channel)
                 );
-                gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
+                let _ = gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
             }
             "START_TYPING" => {
                 let out = format!(
@@ -281,7 +281,7 @@ impl Handler for Chat {
                     json_str(&user),
                     json_str(&channel)
                 );
-                gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
+                let _ = gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
             }
             "CHANNEL_ADD" => {
                 let add: ChannelName = Self::data(data)?;
@@ -296,7 +296,7 @@ impl Handler for Chat {
                     json_str(&add.channel),
                     json_str(&user)
                 );
-                gw.dispatch_all("CHANNEL_ADD", &out);
+                let _ = gw.dispatch_all("CHANNEL_ADD", &out);
             }
             "CHANNEL_MOVE" => {
                 let to: ChannelName = Self::data(data)?;
@@ -324,7 +324,7 @@ impl Handler for Chat {
                     json_str(&ban.user),
                     json_str(&user)
                 );
-                gw.dispatch_all("SYSTEM_BAN_ADD", &out);
+                let _ = gw.dispatch_all("SYSTEM_BAN_ADD", &out);
                 let theirs: Vec<SessionId> = gw
                     .sessions()
                     .into_iter()

@@ -120,7 +120,7 @@ struct Node {
     next_vc: u64,
 }
 
-fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
+fn app(c: postern::CloseCode, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
     GatewayError::app(c, fatal, why)
 }
 
@@ -201,7 +201,7 @@ struct Guild<'a> {
 fn send(gw: &mut Gw<'_, '_, Node>, session: SessionId, op: &str, d: &str) {
     let mut out = String::with_capacity(op.len() + d.len() + 16);
     write_payload(&mut out, op, d);
-    gw.send_raw_to(session, &out);
+    let _ = gw.send_raw_to(session, &out);
 }
 
 impl Node {
@@ -388,7 +388,7 @@ impl Handler for Node {
             "HEARTBEAT" => {
                 let mut out = String::new();
                 write_heartbeat_ack(&mut out, d);
-                gw.send_raw_to(session, &out);
+                let _ = gw.send_raw_to(session, &out);
                 return Ok(());
             }
             "IDENTIFY" => return self.identify_op(gw, session, d),
@@ -495,7 +495,7 @@ fn main() -> ExitCode {
     let heartbeat = Millis(cli.heartbeat.clamp(10, 86_400_000));
     let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
     // Heartbeats are ops here (see the dialect): a generous command allowance.
-    gateway_config.rate_limit = (1000, Millis(10_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(1000, Millis(10_000));
     let node = Node {
         password,
         vc_timeout: Millis(cli.vc_timeout),

@@ -91,7 +91,7 @@ struct NexusServer {
 
 type Answer = Result<Response, Response>;
 
-fn fail(c: u16) -> GatewayError {
+fn fail(c: postern::CloseCode) -> GatewayError {
     GatewayError::app(c, true, reason(c))
 }
 
@@ -191,7 +191,7 @@ impl NexusServer {
                     .opt_id("guild_id", Some(guild))
                     .str("error", message)
                     .done();
-                gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
+                let _ = gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
                 return Ok(());
             }
             Ok(VoiceChange::Connected | VoiceChange::Reconnected) => {
@@ -204,7 +204,7 @@ impl NexusServer {
             .opt_id("guild_id", Some(guild))
             .opt_id("channel_id", channel)
             .done();
-        gw.dispatch(sid, name, &data);
+        let _ = gw.dispatch(sid, name, &data);
         Ok(())
     }
 
@@ -312,7 +312,7 @@ impl NexusServer {
         let op = voice_op(guild, g);
         let answer = state_json(guild, g, gw.now(), page);
         if let Some(sid) = self.session_of(client) {
-            gw.send_raw_to(sid, &op);
+            let _ = gw.send_raw_to(sid, &op);
         }
         Ok(ok(answer))
     }
@@ -332,7 +332,7 @@ impl NexusServer {
         let left = g.channel.take();
         let to = self.session_of(client);
         if let Some(sid) = to {
-            gw.send_raw_to(sid, &voice_op(guild, &g));
+            let _ = gw.send_raw_to(sid, &voice_op(guild, &g));
         }
         let before = g.player.len();
         let events = g.player.stop(now);
@@ -344,7 +344,7 @@ impl NexusServer {
             .opt_id("channel_id", left)
             .done();
         if let Some(sid) = to {
-            gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
+            let _ = gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
         }
         Ok(ok(state_json(guild, &g, now, page)))
     }
@@ -586,7 +586,7 @@ fn main() -> ExitCode {
     gateway_config.heartbeat_required = false;
     gateway_config.identify_timeout = ms(cli.heartbeat) + gateway_config.heartbeat_grace;
     gateway_config.replay_events = 0; // No resume: nothing is kept.
-    gateway_config.rate_limit = (2400, Millis(60_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(2400, Millis(60_000));
     let server = NexusServer {
         password,
         pending: HashMap::new(),

@@ -84,7 +84,7 @@ fn no_player() -> Response {
 /// Dispatches payloads to a session (kept for replay while it is detached).
 fn send(gw: &mut Gw<'_, '_, NightingaleServer>, sid: SessionId, out: Payloads) {
     for (op, data) in out {
-        gw.dispatch(sid, op, &data);
+        let _ = gw.dispatch(sid, op, &data);
     }
 }
 

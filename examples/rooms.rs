@@ -134,7 +134,7 @@ fn broadcast(
     data: &impl Serialize,
 ) -> Response {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
-    gw.dispatch_room(room, &id.to_string(), &data, None);
+    let _ = gw.dispatch_room(room, &id.to_string(), &data, None);
     let mut packet = String::new();
     write_packet(&mut packet, id, &data);
     Response::json(200, packet)
@@ -226,7 +226,7 @@ impl RoomsServer {
         gw: &mut Gw<'_, '_, Self>,
         room: &str,
         who: Option<&str>,
-        c: u16,
+        c: postern::CloseCode,
         why: &'static str,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {
@@ -433,7 +433,7 @@ impl Handler for RoomsServer {
     }
 
     fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, Beat(session): Beat) {
-        if gw.send_raw_to(session, SERVER_HEARTBEAT) {
+        if gw.send_raw_to(session, SERVER_HEARTBEAT).is_ok() {
             let at = gw.now() + self.heartbeat;
             gw.set_timer(at, Beat(session));
         }

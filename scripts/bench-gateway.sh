@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Measures postern's chat gateway (examples/chat.rs): handshakes, fan-out and idle sessions.
 #
-# Builds bench/ (release) and the chat example (release), then, for each step, starts a
+# Builds loadgen/ (release) and the chat example (release), then, for each step, starts a
 # fresh chat server pinned to core SERVER_CORE (`--user bench:TOKEN --heartbeat-ms HB_MS`)
 # and runs the load generator pinned to core CLIENT_CORE with --pid:
 #   handshakes    upgrades --chat: connect, upgrade, 100, 110, 140, close; per second and
@@ -61,7 +61,7 @@ DURATION=$(python3 -c "print(min(300.0, max(0.5, float('$DURATION'))))")
 ADDR=127.0.0.1:$PORT
 URL=ws://$ADDR/
 SOURCES=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
-LOADGEN=$ROOT/bench/target/release/loadgen
+LOADGEN=$ROOT/loadgen/target/release/loadgen
 CHAT=$ROOT/target/release/examples/chat
 RESULTS=$OUT/gateway.jsonl
 
@@ -96,8 +96,8 @@ run_case() {
     log "$case: $json"
 }
 
-log "building bench (release)"
-cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --bins
+log "building loadgen (release)"
+cargo build --release --quiet --manifest-path "$ROOT/loadgen/Cargo.toml" --bins
 log "building postern's chat example (release)"
 (cd "$ROOT" && cargo build --release --quiet --example chat)
 

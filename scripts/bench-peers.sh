@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares postern's echo example with peer echo servers, one core each, on loopback.
 #
-# Builds bench/ (release) and postern's `echo` example, then, REPEATS times, for each
+# Builds loadgen/ (release) and postern's `echo` example, then, REPEATS times, for each
 # server in turn: starts it pinned to core SERVER_CORE, runs the load generator pinned
 # to core CLIENT_CORE with --pid (echo 64 B x 100 conns x pipeline 16, echo 64 B
 # pipeline 1, echo 4096 B, upgrades), stops it, starts it afresh and measures the idle
@@ -38,7 +38,7 @@ OUT=${OUT:-$ROOT/target/bench}
 
 ADDR=127.0.0.1:$PORT
 URL=ws://$ADDR/
-BENCH_BIN=$ROOT/bench/target/release
+BENCH_BIN=$ROOT/loadgen/target/release
 LOADGEN=$BENCH_BIN/loadgen
 RESULTS=$OUT/results.jsonl
 # Seconds a single load-generator run may take before it is killed.
@@ -87,7 +87,7 @@ run_case() {
 }
 
 log "building bench (release)"
-cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --bins
+cargo build --release --quiet --manifest-path "$ROOT/loadgen/Cargo.toml" --bins
 available=""
 for s in $SERVERS; do
     if [ "$s" = postern ]; then

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Soak test of postern's chat gateway (examples/chat.rs), issue 7.
 #
-# Builds bench/ (release) and the chat example (release), starts one chat server pinned
+# Builds loadgen/ (release) and the chat example (release), starts one chat server pinned
 # to core SERVER_CORE (`--listen 127.0.0.1:PORT --user soak:TOKEN --heartbeat-ms HB_MS`)
 # and runs `loadgen soak` against it pinned to core CLIENT_CORE, its connections spread
 # over the source addresses 127.0.0.1 to 127.0.0.4:
@@ -68,7 +68,7 @@ LIMIT=$((DURATION + 600))
 
 ADDR=127.0.0.1:$PORT
 SOURCES=127.0.0.1,127.0.0.2,127.0.0.3,127.0.0.4
-LOADGEN=$ROOT/bench/target/release/loadgen
+LOADGEN=$ROOT/loadgen/target/release/loadgen
 CHAT=$ROOT/target/release/examples/chat
 RESULTS=$OUT/soak.jsonl
 SERVER_LOG=$OUT/server-chat.log
@@ -81,8 +81,8 @@ log() { echo "[soak] $*" >&2; }
 source "$ROOT/scripts/lib/server.sh"
 trap stop_server EXIT INT TERM
 
-log "building bench (release)"
-cargo build --release --quiet --manifest-path "$ROOT/bench/Cargo.toml" --bins
+log "building loadgen (release)"
+cargo build --release --quiet --manifest-path "$ROOT/loadgen/Cargo.toml" --bins
 log "building postern's chat example (release)"
 (cd "$ROOT" && cargo build --release --quiet --example chat)
 

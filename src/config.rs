@@ -19,13 +19,28 @@ pub struct Config {
     /// The listen backlog passed to the OS (default 4,096; Linux caps it at
     /// `net.core.somaxconn`). A connect storm beyond it waits in SYN retries.
     pub listen_backlog: i32,
-    /// Sockets one source address may hold at once (default 256). A connection beyond it
-    /// is answered `429 Too Many Requests` at its request and closed. See `limit_loopback`.
+    /// Sockets one source address may hold at once, counted from accept, whatever their
+    /// phase (default 256). A socket beyond it is answered `429 Too Many Requests` (with
+    /// `Retry-After: 1`) as soon as it is accepted, and closed: it never holds a slot, so
+    /// silent sockets from one address cannot use up the descriptors. See `limit_loopback`
+    /// and `ipv6_prefix`.
     pub max_connections_per_ip: usize,
     /// New connections one source address may open per second (default 32, as a bucket of
     /// 32 refilled continuously). Excess connections are answered `429` (with
-    /// `Retry-After: 1`) at their request and closed.
+    /// `Retry-After: 1`) at accept and closed, like the socket cap.
     pub new_connections_per_ip: u32,
+    /// Prefix length on which IPv6 peers are keyed for the per-address limits (default 64:
+    /// one /64, what a single host or customer is usually given, counts as one address;
+    /// 128 keys each address on its own). IPv4-mapped IPv6 peers are keyed as IPv4.
+    pub ipv6_prefix: u8,
+    /// Descriptors kept free for the process (default 32). The reactor reads the soft
+    /// `RLIMIT_NOFILE` from `/proc/self/limits` on start (no limit known: this check is
+    /// off) and counts the descriptors already open then; once its sockets would leave
+    /// fewer than this many free, each new connection first sheds the oldest socket still
+    /// in its HTTP phase (answered `503` and closed). Running out anyway (EMFILE or ENFILE
+    /// on accept) sheds the same way, and pauses accepting only when there is nothing to
+    /// shed. Upgraded connections are never shed.
+    pub descriptor_reserve: usize,
     /// Whether the per-address limits apply to loopback clients too (default false: a
     /// gateway behind a local proxy sees every client as loopback, and local load tests
     /// open tens of thousands of sockets from it).
@@ -33,6 +48,10 @@ pub struct Config {
     /// Largest frame payload and largest reassembled message, in bytes (default 4,096; at
     /// most 16 MiB). Refused from the frame header with close 1009.
     pub max_payload: usize,
+    /// Frames one fragmented message may have, its first included (default 1,024). The
+    /// frame beyond it is answered with close 1008 "too many fragments": empty
+    /// continuation frames never reach `max_payload`, and each costs a decode.
+    pub max_fragments: usize,
     /// Bytes queued for one connection that it has not read yet (default 1 MiB). Past it the
     /// connection is a slow reader: its unsent data is dropped and it is closed with 1008.
     /// Before that verdict the backlog is offered to the socket, so only bytes the kernel
@@ -44,21 +63,39 @@ pub struct Config {
     /// Largest body of a plain HTTP request (default 64 KiB); past it `413`.
     pub max_http_body: usize,
     /// Time from accept until the request head is complete (default 10 s), and the idle
-    /// time allowed between keep-alive requests. Past it the socket is closed (slowloris).
+    /// time allowed between keep-alive requests. Past it (slowloris) a socket that has sent
+    /// part of a request is answered `408 Request Timeout` and closed; one that has sent
+    /// nothing (or nothing since its last answered request) is closed without an answer.
     pub handshake_timeout: Millis,
+    /// Plain HTTP requests answered on one keep-alive connection (default 100). The answer
+    /// to the last one carries `Connection: close`, and the connection ends once it is out.
+    pub max_requests_per_connection: u32,
+    /// Total life of a keep-alive HTTP connection, from accept (default 60 s). The first
+    /// answer given after it carries `Connection: close`; a connection idle at that time
+    /// is closed without an answer. With `handshake_timeout`, a socket that never upgrades
+    /// is held at most this plus `handshake_timeout`.
+    pub http_connection_lifetime: Millis,
     /// Time we wait for the peer's Close frame (or EOF) after sending ours (default 5 s).
     pub close_timeout: Millis,
     /// With `Some(t)`: a WebSocket that receives nothing for `t` is closed with 1001
-    /// "idle timeout" (default `None`: the application, e.g. the gateway, decides).
+    /// "idle timeout" (default `None`: the application, e.g. the gateway, decides). Any
+    /// frame counts as something (a Pong too), so with `ping_interval` this finds dead
+    /// peers: a peer that answers nothing (not even a Ping) is sent its Close 1001 within
+    /// `t` of the last bytes it sent (plus the timer's 1 ms granularity and one reactor
+    /// turn), and its socket is dropped at most `close_timeout` after that.
     pub idle_timeout: Option<Millis>,
-    /// With `Some(t)` and an idle timeout: the server pings a connection silent for `t`
-    /// (default `None`).
+    /// With `Some(t)` and an idle timeout: the server sends a WebSocket Ping to a
+    /// connection silent for `t`, and again every `t` while it stays silent, until
+    /// `idle_timeout` closes it (default `None`). A live peer answers with a Pong (RFC
+    /// 6455 §5.5.2), which resets its silence. Choose `t` below `idle_timeout`.
     pub ping_interval: Option<Millis>,
     /// Connections accepted per reactor turn (default 128), so that a connect storm cannot
     /// starve reads; the rest are accepted on the next turn.
     pub accepts_per_turn: usize,
     /// Bytes read from one connection per turn before moving on (default 256 KiB); the
-    /// rest is read on the next turn, so a flood cannot starve other connections.
+    /// rest is read on the next turn, so a flood cannot starve other connections. Each
+    /// frame counts as 64 bytes at least, so a flood of empty frames is cut off after
+    /// 4,096 frames a turn by default.
     pub read_budget: usize,
     /// Time a graceful shutdown may take to flush before the reactor drops what is left
     /// (default 5 s).
@@ -68,8 +105,22 @@ pub struct Config {
     pub remote_queue: usize,
     /// Size of the reactor's one shared read buffer (default 64 KiB).
     pub read_buffer: usize,
-    /// Readiness events taken per poll (default 1,024).
+    /// Readiness events taken per poll (default 1,024). A poll that fills them is followed
+    /// by another (at most `polls_per_turn` in all) before any deadline is judged, so that
+    /// every ready socket is read first.
     pub events_per_poll: usize,
+    /// Polls in one turn while each fills `events_per_poll` (default 16): with the
+    /// default, 16,384 ready sockets are read before timers fire.
+    pub polls_per_turn: usize,
+    /// A turn later than this beyond the sleep it asked for is a stall (default 1 s): a
+    /// debugger, a stopped or paused process, an overloaded host. The excess over it is
+    /// left out of the reactor's clock (the `now` given to timers, deadlines and the
+    /// application), so every deadline moves back by it and no peer is judged by time the
+    /// process did not see; the clock still advances by up to this much per turn, so a
+    /// loop that is always late still expires deadlines, just later. A host driving
+    /// [`Reactor::turn`](crate::Reactor::turn) itself should call it without long pauses:
+    /// time spent between turns counts as lateness too.
+    pub stall_threshold: Millis,
 }
 
 impl Default for Config {
@@ -80,12 +131,17 @@ impl Default for Config {
             listen_backlog: 4_096,
             max_connections_per_ip: 256,
             new_connections_per_ip: 32,
+            ipv6_prefix: 64,
+            descriptor_reserve: 32,
             limit_loopback: false,
             max_payload: 4_096,
+            max_fragments: 1_024,
             outbox_limit: 1024 * 1024,
             max_request_head: 8 * 1024,
             max_http_body: 64 * 1024,
             handshake_timeout: Millis(10_000),
+            max_requests_per_connection: 100,
+            http_connection_lifetime: Millis(60_000),
             close_timeout: Millis(5_000),
             idle_timeout: None,
             ping_interval: None,
@@ -95,6 +151,8 @@ impl Default for Config {
             remote_queue: 65_536,
             read_buffer: 64 * 1024,
             events_per_poll: 1024,
+            polls_per_turn: 16,
+            stall_threshold: Millis(1_000),
         }
     }
 }
@@ -126,11 +184,23 @@ impl Config {
         if self.max_request_head < 256 || self.read_buffer < self.max_request_head {
             return Err(ConfigError("max_request_head must be 256..=read_buffer"));
         }
-        if self.accepts_per_turn == 0 || self.read_budget == 0 || self.events_per_poll == 0 {
+        if self.accepts_per_turn == 0
+            || self.read_budget == 0
+            || self.events_per_poll == 0
+            || self.polls_per_turn == 0
+        {
             return Err(ConfigError("per-turn budgets must be positive"));
         }
         if self.ping_interval.is_some() && self.idle_timeout.is_none() {
             return Err(ConfigError("ping_interval needs idle_timeout"));
+        }
+        if self.ipv6_prefix > 128 {
+            return Err(ConfigError("ipv6_prefix must be 0..=128"));
+        }
+        if self.max_fragments == 0 || self.max_requests_per_connection == 0 {
+            return Err(ConfigError(
+                "max_fragments and max_requests_per_connection must be positive",
+            ));
         }
         Ok(())
     }

@@ -333,8 +333,11 @@ fn a_queue_of_short_tracks_starts_and_ends_in_order_on_time() {
             "{start}"
         );
         let end = c.typed("event", "track_end");
+        // Measured from when this client read track_start: on a loaded machine that read can
+        // be late by tens of milliseconds, so only half the track is asserted (the player's
+        // exact timing is tested with a fake clock in tests/player.rs).
         assert!(
-            started.elapsed() >= Duration::from_millis(ms - 30),
+            started.elapsed() >= Duration::from_millis(ms / 2),
             "{title}: {:?}",
             started.elapsed()
         );

@@ -8,8 +8,8 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-/// The options every example takes: where to listen and the connection limits of
-/// [`postern::Config`] (README's table). Flattened into each example's parser; the default
+/// The options every example takes: where to listen, the connection limits of
+/// [`postern::Config`] (README's table) and its poll size. Flattened into each example's parser; the default
 /// of `--listen` is the example's own, given to [`parse`]. New shared options go here.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Listener and connection limits (every example)")]
@@ -33,6 +33,11 @@ pub struct ServeOptions {
     #[arg(long, value_name = "true|false", value_parser = true_or_false,
           action = clap::ArgAction::Set, default_value_t = Config::default().limit_loopback)]
     pub limit_loopback: bool,
+    /// Readiness events taken per poll (a tuning knob; polled again, up to 16 times, while
+    /// full, before any deadline is judged)
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().events_per_poll)]
+    pub events_per_poll: usize,
 }
 
 impl ServeOptions {
@@ -43,6 +48,7 @@ impl ServeOptions {
             max_connections_per_ip: self.max_conns_per_ip,
             new_connections_per_ip: u32::try_from(self.new_conns_per_ip).unwrap_or(u32::MAX),
             limit_loopback: self.limit_loopback,
+            events_per_poll: self.events_per_poll,
             ..base
         }
     }

@@ -37,8 +37,8 @@ pub enum HttpError {
     /// the string says exactly what was wrong (it becomes the response body).
     BadRequest(&'static str),
     /// `408 Request Timeout`: the head (or body) did not arrive before the caller's deadline.
-    /// Never produced by this module (it has no clock); provided so the reactor can answer
-    /// slow clients with the same machinery.
+    /// Never produced by this module (it has no clock): the reactor answers it when its
+    /// handshake deadline passes with part of a request received.
     RequestTimeout,
     /// `411 Length Required`: the request uses `Transfer-Encoding` (e.g. chunked); only
     /// `Content-Length` bodies are accepted.

@@ -4,12 +4,12 @@
 //! Splitting it from [`Reactor`](super::Reactor) lets the application be called with a
 //! `&mut Core` inside its [`Ctx`](super::Ctx) while the reactor holds `&mut App`.
 
+use super::address::PerIp;
 use super::remote::RemoteInner;
 use super::token::ConnId;
 use crate::app::{App, Closed};
 use crate::close::CloseCode;
 use crate::config::Config;
-use crate::rate::TokenBucket;
 use crate::time::Millis;
 use crate::timer::{TimerId, TimerWheel};
 use crate::wire::OpCode;
@@ -67,8 +67,6 @@ pub(crate) mod flag {
     /// Close the socket as soon as the outbox is empty (the closing handshake is complete:
     /// nothing more will be read, so there is no need to half-close and wait for EOF).
     pub const DROP_AFTER_FLUSH: u16 = 128;
-    /// Over a per-address limit: its request is answered 429 and it is closed.
-    pub const REFUSED: u16 = 256;
     /// Counted in the per-address table.
     pub const COUNTED: u16 = 512;
     /// The peer's FIN (or an error) was reported: read until EOF, never stop at a short
@@ -90,6 +88,12 @@ pub(crate) struct Entry<S> {
     pub outbox: Outbox,
     pub timer: Option<TimerId>,
     pub last_rx: Millis,
+    /// When it was accepted (bounds a keep-alive connection's life).
+    pub born: Millis,
+    /// Plain HTTP requests answered on it.
+    pub requests: u32,
+    /// Bytes read and dropped while draining (bounded by `input::DRAIN_DISCARD`).
+    pub discarded: u32,
     pub state: Option<S>,
 }
 
@@ -124,49 +128,22 @@ pub(crate) struct Core<A: App> {
     pub shutting_down: bool,
     pub stop: bool,
     pub accept_paused: bool,
-    /// Sockets and connection rate per source address (loopback exempt unless configured).
+    /// Sockets and connection rate per source address, keyed by
+    /// [`address_key`](super::address::address_key) (loopback exempt unless configured).
     pub per_ip: HashMap<IpAddr, PerIp>,
+    /// Sockets not (yet) upgraded, in accept order, oldest first: the ones shed when
+    /// descriptors run low. Entries of sockets since upgraded or gone are skipped (and
+    /// compacted away once they outnumber the live ones).
+    pub unupgraded: VecDeque<ConnId>,
+    /// Sockets the reactor may hold before it sheds, from the descriptor limit (`None`:
+    /// no limit known).
+    pub socket_budget: Option<usize>,
     /// A sweep of `per_ip` is scheduled (only while it has entries, so that an idle
     /// reactor's timer wheel is empty).
     pub sweep_armed: bool,
 }
 
-/// What the reactor remembers about one source address.
-#[derive(Debug)]
-pub(crate) struct PerIp {
-    /// Sockets it holds now.
-    pub sockets: u32,
-    /// Its new-connection allowance.
-    pub bucket: TokenBucket,
-}
-
-/// One second: the window of the per-address connection rate.
-pub(crate) const RATE_WINDOW: Millis = Millis(1_000);
-/// How often addresses with no socket are forgotten.
-const SWEEP_EVERY: Millis = Millis(5_000);
-
-/// Why a send did not happen.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// No such connection (gone, or an id from another slot generation).
-    Unknown,
-    /// The connection is closing or closed: nothing more may be sent.
-    Closing,
-    /// The connection's outbox overflowed: it is a slow reader and is being closed (1008).
-    Overflow,
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SendError::Unknown => "unknown connection",
-            SendError::Closing => "connection is closing",
-            SendError::Overflow => "outbox overflow: slow reader closed",
-        })
-    }
-}
-
-impl std::error::Error for SendError {}
+pub use crate::error::SendError;
 
 impl<A: App> Core<A> {
     /// The entry of a live connection, if `id` is still its current id.
@@ -350,51 +327,6 @@ impl<A: App> Core<A> {
         self.arm(id, at);
     }
 
-    /// Counts a new socket from `peer` against the per-address limits. Returns whether it
-    /// is within them (a socket over them is still counted, and refused at its request).
-    pub fn admit_address(&mut self, peer: SocketAddr) -> (bool, bool) {
-        let ip = peer.ip();
-        if ip.is_loopback() && !self.config.limit_loopback {
-            return (false, true);
-        }
-        let rate = self.config.new_connections_per_ip;
-        let now = self.now;
-        let per = self.per_ip.entry(ip).or_insert_with(|| PerIp {
-            sockets: 0,
-            bucket: TokenBucket::full(now, rate, RATE_WINDOW),
-        });
-        let within = (per.sockets as usize) < self.config.max_connections_per_ip
-            && per.bucket.take(now, rate, RATE_WINDOW);
-        per.sockets += 1;
-        self.arm_sweep();
-        (true, within)
-    }
-
-    /// Takes back the count of a socket that never got a slot.
-    pub fn forget_address(&mut self, peer: SocketAddr, counted: bool) {
-        if counted {
-            if let Some(per) = self.per_ip.get_mut(&peer.ip()) {
-                per.sockets = per.sockets.saturating_sub(1);
-            }
-        }
-    }
-
-    /// Forgets addresses that hold no socket and whose rate bucket is full again.
-    pub fn sweep_addresses(&mut self) {
-        let (now, rate) = (self.now, self.config.new_connections_per_ip);
-        self.per_ip
-            .retain(|_, per| per.sockets > 0 || !per.bucket.is_full(now, rate, RATE_WINDOW));
-        self.arm_sweep();
-    }
-
-    fn arm_sweep(&mut self) {
-        if !self.sweep_armed && !self.per_ip.is_empty() {
-            self.sweep_armed = true;
-            let at = self.now + SWEEP_EVERY;
-            self.wheel.insert(at, TimerTarget::SweepAddresses);
-        }
-    }
-
     /// Removes a connection now: closes the socket, cancels its timer, and queues
     /// `on_close` (as `why`) if the application still held its state.
     pub fn remove(&mut self, id: ConnId, why: Closed) {
@@ -409,9 +341,7 @@ impl<A: App> Core<A> {
             self.ws_count -= 1;
         }
         if entry.flags & flag::COUNTED != 0 {
-            if let Some(per) = self.per_ip.get_mut(&entry.peer.ip()) {
-                per.sockets = per.sockets.saturating_sub(1);
-            }
+            self.forget_address(entry.peer);
         }
         if let Some(state) = entry.state {
             self.closed.push_back((id, state, why));

@@ -31,7 +31,9 @@ impl<'r, A: App> Ctx<'r, A> {
         Ctx { core }
     }
 
-    /// The reactor's current time (milliseconds since it started).
+    /// The reactor's current time: milliseconds since it started, less the excess of any
+    /// stall over `Config::stall_threshold` (see [`Config`](crate::Config)). Use it, not
+    /// the OS clock, for deadlines given to [`Ctx::set_timer`].
     pub fn now(&self) -> Millis {
         self.core.now
     }

@@ -18,6 +18,16 @@ use std::io::{self, Read};
 
 /// Smallest read into a connection's own buffer.
 const MIN_RX_READ: usize = 4096;
+/// What each frame costs against the per-turn read budget at least, in bytes: a flood of
+/// empty frames costs a decode each, far more than its 6 bytes say.
+pub(crate) const FRAME_COST: usize = 64;
+/// Bytes a closing connection's peer may still send after the connection stopped reading
+/// them (failed, or refused): read and dropped, to see its EOF (and so that a client that
+/// writes a whole oversized request before reading gets to read its refusal). Beyond, the
+/// socket is no longer read (the peer's sends stall on a full window) until the close
+/// deadline drops it: a peer cannot have the loop copy and drop at full speed for the
+/// whole close deadline.
+pub(crate) const DRAIN_DISCARD: u32 = 1024 * 1024;
 
 /// Outcome of one read attempt.
 enum ReadOutcome {
@@ -61,6 +71,9 @@ impl<A: App> Reactor<A> {
                 break;
             };
             entry.flags &= !flag::READ_PENDING;
+            if matches!(entry.phase, Phase::Draining) && entry.discarded >= DRAIN_DISCARD {
+                break;
+            }
             let mut rx = std::mem::take(&mut entry.rx);
             let (outcome, asked) = if rx.is_empty() {
                 let asked = shared.len();
@@ -100,6 +113,7 @@ impl<A: App> Reactor<A> {
                 }
             };
             entry.last_rx = now;
+            self.frames = 0;
             if rx.is_empty() {
                 let (used, need) = self.process(id, &mut shared[..n]);
                 if used < n {
@@ -122,7 +136,7 @@ impl<A: App> Reactor<A> {
                 }
             }
             self.deliver_closed();
-            budget = budget.saturating_sub(n);
+            budget = budget.saturating_sub(n.max(self.frames.saturating_mul(FRAME_COST)));
             let peer_closed = self
                 .core
                 .get(id)
@@ -157,7 +171,11 @@ impl<A: App> Reactor<A> {
                 return (buf.len(), None);
             };
             match &mut entry.phase {
-                Phase::Draining => return (buf.len(), None),
+                Phase::Draining => {
+                    let dropped = u32::try_from(buf.len() - pos).unwrap_or(u32::MAX);
+                    entry.discarded = entry.discarded.saturating_add(dropped);
+                    return (buf.len(), None);
+                }
                 Phase::Http => match self.http_input(id, &mut buf[pos..]) {
                     HttpStep::Consumed(n) => pos += n,
                     HttpStep::NeedMore(need) => return (pos, need),
@@ -167,6 +185,7 @@ impl<A: App> Reactor<A> {
                     Ok(Decoded::NeedMore { frame_len }) => return (pos, frame_len),
                     Ok(Decoded::Frame { consumed, event }) => {
                         pos += consumed;
+                        self.frames += 1;
                         self.ws_event(id, event);
                     }
                     Err(e) => {
@@ -300,16 +319,6 @@ impl<A: App> Reactor<A> {
             self.refuse_error(id, &HttpError::HeadersTooLarge);
             return HttpStep::Stop;
         }
-        if self
-            .core
-            .get(id)
-            .is_some_and(|e| e.flags & flag::REFUSED != 0)
-        {
-            let response = Response::text(429, "too many connections from your address\n")
-                .header("Retry-After", "1");
-            self.refuse(id, &response);
-            return HttpStep::Stop;
-        }
         if !request.attempts_websocket() {
             let body_len = match request.content_length() {
                 Ok(n) if n > self.core.config.max_http_body => {
@@ -326,7 +335,7 @@ impl<A: App> Reactor<A> {
             if buf.len() < total {
                 return HttpStep::NeedMore(Some(total));
             }
-            let keep_alive = request.keep_alive() && !self.core.shutting_down;
+            let keep_alive = request.keep_alive() && self.may_keep_alive(id);
             let response = {
                 let mut ctx = Ctx::new(&mut self.core);
                 self.app
@@ -346,7 +355,12 @@ impl<A: App> Reactor<A> {
                 self.core.drain(id);
                 return HttpStep::Stop;
             }
-            let at = self.core.now + self.core.config.handshake_timeout;
+            // The next request is due within the handshake timeout, and within the
+            // connection's lifetime (past it, an idle connection is closed without a word).
+            let born = self.core.get(id).map_or(self.core.now, |e| e.born);
+            let config = &self.core.config;
+            let at = (self.core.now + config.handshake_timeout)
+                .min(born + config.http_connection_lifetime);
             self.core.arm(id, at);
             return HttpStep::Consumed(total);
         }
@@ -376,10 +390,11 @@ impl<A: App> Reactor<A> {
         let mut out = Vec::with_capacity(160);
         http::write_switching_protocols(&mut out, &upgrade.accept_key(), &extra);
         self.core.push_bytes(id, &out);
+        let max_fragments = self.core.config.max_fragments;
         let Some(entry) = self.core.get_mut(id) else {
             return HttpStep::Stop;
         };
-        entry.phase = Phase::Ws(WsConn::new());
+        entry.phase = Phase::Ws(WsConn::with_max_fragments(max_fragments));
         entry.state = Some(state);
         entry.flags |= flag::UPGRADED;
         self.core.ws_count += 1;
@@ -388,6 +403,20 @@ impl<A: App> Reactor<A> {
         self.app.on_open(&mut ctx, id);
         self.deliver_closed();
         HttpStep::Consumed(head_len)
+    }
+
+    /// Counts a plain request on `id` and says whether its answer may keep the connection
+    /// open: not while shutting down, not for the last request a connection may make, not
+    /// past the connection's lifetime.
+    fn may_keep_alive(&mut self, id: ConnId) -> bool {
+        let (now, shutting_down) = (self.core.now, self.core.shutting_down);
+        let max = self.core.config.max_requests_per_connection;
+        let lifetime = self.core.config.http_connection_lifetime;
+        let Some(entry) = self.core.get_mut(id) else {
+            return false;
+        };
+        entry.requests = entry.requests.saturating_add(1);
+        !shutting_down && entry.requests < max && now < entry.born + lifetime
     }
 
     /// After the upgrade: no deadline, or the idle/ping deadline when configured.

@@ -1,11 +1,19 @@
 //! The reactor: the only code that touches `mio` and the OS clock.
 //!
 //! One thread, one `mio::Poll`, connections in a slab addressed by [`ConnId`] (index +
-//! generation), one timer wheel for every deadline. Each [`Reactor::turn`] polls once
-//! (sleeping no longer than the next deadline), reads every ready socket into the shared
-//! buffer and feeds its state machine, runs cross-thread commands, accepts a bounded batch
-//! of new connections, fires expired timers, then flushes every connection that has output.
+//! generation), one timer wheel for every deadline. Each [`Reactor::turn`] polls (sleeping
+//! no longer than the next deadline, and polling again without sleeping while a poll fills
+//! up or is interrupted), reads every ready socket into the shared buffer and feeds its
+//! state machine, runs cross-thread commands, accepts a bounded batch of new connections,
+//! fires expired timers, then flushes every connection that has output.
+//!
+//! The reactor's clock (`Ctx::now`, every deadline) is the OS's monotonic clock less the
+//! stalls it has seen: a turn late by more than `Config::stall_threshold` has the excess
+//! left out, so a stopped or paused process does not expire peers whose messages arrived
+//! while it could not read them.
 
+mod accept;
+mod address;
 mod core;
 mod ctx;
 mod input;
@@ -24,20 +32,17 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::time::Millis;
 use crate::timer::TimerWheel;
-use crate::ws::{BufPool, Outbox, SharedFrame};
-use mio::net::{TcpListener, TcpStream};
+use crate::ws::{BufPool, SharedFrame};
+use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 use remote::{Command, Payload, RemoteInner};
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use token::{next_generation, LISTENER, WAKER};
+use token::{LISTENER, WAKER};
 
-/// Sent, without a slot, to a connection accepted beyond `max_pending_handshakes`.
-const BUSY_RESPONSE: &[u8] =
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
 /// Output buffers: size of each pooled buffer and how many spares are kept.
 const POOL_BUF: usize = 16 * 1024;
 const POOL_SPARES: usize = 256;
@@ -85,9 +90,16 @@ pub struct Reactor<A: App> {
     core: Core<A>,
     app: A,
     epoch: Instant,
+    /// The OS clock (since `epoch`) when `core.now` was last set.
+    last_raw: Millis,
+    /// Time left out of the reactor's clock: the excess of every stall over
+    /// `Config::stall_threshold`.
+    skipped: Millis,
     accept_pending: bool,
     accept_backoff: Millis,
     commands: VecDeque<Command<A::Command>>,
+    /// Frames decoded by the current read (charged against the read budget).
+    frames: usize,
 }
 
 impl<A: App> std::fmt::Debug for Reactor<A> {
@@ -127,6 +139,7 @@ impl<A: App> Reactor<A> {
         let local_addr = listener.local_addr()?;
         let registry = poll.registry().try_clone()?;
         let events_capacity = config.events_per_poll;
+        let socket_budget = accept::socket_budget(config.descriptor_reserve);
         let core = Core {
             conns: slab::Slab::new(),
             wheel: TimerWheel::new(Millis::ZERO),
@@ -146,6 +159,8 @@ impl<A: App> Reactor<A> {
             accept_paused: false,
             per_ip: std::collections::HashMap::new(),
             sweep_armed: false,
+            unupgraded: VecDeque::new(),
+            socket_budget,
         };
 
         Ok(Reactor {
@@ -157,9 +172,12 @@ impl<A: App> Reactor<A> {
             core,
             app,
             epoch: Instant::now(),
+            last_raw: Millis::ZERO,
+            skipped: Millis::ZERO,
             accept_pending: true,
             accept_backoff: ACCEPT_BACKOFF_MIN,
             commands: VecDeque::new(),
+            frames: 0,
         })
     }
 
@@ -218,37 +236,49 @@ impl<A: App> Reactor<A> {
         self.stop_now();
     }
 
-    fn clock(&self) -> Millis {
+    /// The OS clock, in milliseconds since the reactor's epoch.
+    fn raw_clock(&self) -> Millis {
         Millis::from_duration(self.epoch.elapsed())
     }
 
-    /// One batch: poll (waiting at most `max_wait`, or less when a timer is due), handle
-    /// every event, run commands, accept, fire timers, flush output.
-    pub fn turn(&mut self, max_wait: Option<Duration>) -> Result<(), Error> {
-        if self.core.stop {
-            return Ok(());
+    /// Sets `core.now` after a poll that began at `before` (OS clock), asked to sleep at
+    /// most `asked`, and returned at `after`. The turn was late by the time spent since
+    /// `now` was last set before the poll (the previous turn's work, and the host's between
+    /// turns) plus whatever the poll slept beyond what it asked for. Lateness beyond
+    /// `stall_threshold` is a stall: it is left out of the clock, so every deadline moves
+    /// back by it and nobody is judged by time the process did not see.
+    fn advance_clock(&mut self, before: Millis, after: Millis, asked: Option<Duration>) {
+        let working = before.saturating_since(self.last_raw);
+        let overslept = match asked {
+            Some(asked) => after
+                .saturating_since(before)
+                .saturating_since(Millis::from_duration(asked)),
+            None => Millis::ZERO,
+        };
+        let late = working + overslept;
+        let threshold = self.core.config.stall_threshold;
+        if late > threshold {
+            let excess = late - threshold;
+            log::warn!("the reactor was stalled for {late}; {excess} left out of its clock");
+            self.skipped = self.skipped + excess;
         }
-        let busy = (self.accept_pending && !self.core.accept_paused && self.listener.is_some())
-            || !self.core.pending_reads.is_empty()
-            || !self.core.dirty.is_empty();
-        let mut timeout = max_wait;
-        if busy {
-            timeout = Some(Duration::ZERO);
-        } else if let Some(deadline) = self.core.wheel.next_deadline() {
-            let wait = deadline.saturating_since(self.clock()).to_duration();
-            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+        self.last_raw = after;
+        self.core.now = after - self.skipped;
+    }
+
+    /// Polls into `events`. True when another poll may find more ready sockets: the
+    /// events filled up, or the wait was interrupted (`epoll_wait` fails with EINTR after
+    /// the process was stopped and continued, having reported nothing).
+    fn poll_once(&mut self, events: &mut Events, timeout: Option<Duration>) -> Result<bool, Error> {
+        match self.poll.poll(events, timeout) {
+            Ok(()) => Ok(events.iter().count() >= self.events_capacity),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+            Err(e) => Err(e.into()),
         }
-        let mut events = self
-            .events
-            .take()
-            .unwrap_or_else(|| Events::with_capacity(self.events_capacity));
-        if let Err(e) = self.poll.poll(&mut events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                self.events = Some(events);
-                return Err(e.into());
-            }
-        }
-        self.core.now = self.clock();
+    }
+
+    /// Acts on one poll's events: reads ready sockets, flushes writable ones.
+    fn handle_events(&mut self, events: &Events) {
         for event in events.iter() {
             match event.token() {
                 LISTENER => self.accept_pending = true,
@@ -269,7 +299,69 @@ impl<A: App> Reactor<A> {
                 }
             }
         }
+    }
+
+    /// How long the turn's first poll may sleep: not at all while work is left over, else
+    /// at most `max_wait` and until the next deadline (`before` is the OS clock now).
+    fn poll_timeout(&self, max_wait: Option<Duration>, before: Millis) -> Option<Duration> {
+        let busy = (self.accept_pending && !self.core.accept_paused && self.listener.is_some())
+            || !self.core.pending_reads.is_empty()
+            || !self.core.dirty.is_empty();
+        if busy {
+            return Some(Duration::ZERO);
+        }
+        match self.core.wheel.next_deadline() {
+            Some(deadline) => {
+                let wait = deadline
+                    .saturating_since(before - self.skipped)
+                    .to_duration();
+                Some(max_wait.map_or(wait, |t| t.min(wait)))
+            }
+            None => max_wait,
+        }
+    }
+
+    /// Polls (sleeping at most `timeout`), sets the clock, reads what is ready, and polls
+    /// again without sleeping while a poll may have left ready sockets behind (at most
+    /// `polls_per_turn` polls).
+    fn poll_and_read(
+        &mut self,
+        events: &mut Events,
+        timeout: Option<Duration>,
+        before: Millis,
+    ) -> Result<(), Error> {
+        let polled = self.poll_once(events, timeout);
+        let after = self.raw_clock();
+        self.advance_clock(before, after, timeout);
+        let mut again = polled?;
+        self.handle_events(events);
+        for _ in 1..self.core.config.polls_per_turn {
+            if !again {
+                break;
+            }
+            again = self.poll_once(events, Some(Duration::ZERO))?;
+            self.handle_events(events);
+        }
+        Ok(())
+    }
+
+    /// One batch: poll (waiting at most `max_wait`, or less when a timer is due), handle
+    /// every event, poll again without waiting while polls fill up (at most
+    /// `polls_per_turn` in all, so every ready socket is read before any deadline is
+    /// judged), run commands, accept, fire timers, flush output.
+    pub fn turn(&mut self, max_wait: Option<Duration>) -> Result<(), Error> {
+        if self.core.stop {
+            return Ok(());
+        }
+        let before = self.raw_clock();
+        let timeout = self.poll_timeout(max_wait, before);
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(self.events_capacity));
+        let polled = self.poll_and_read(&mut events, timeout, before);
         self.events = Some(events);
+        polled?;
         self.run_commands();
         let pending = std::mem::take(&mut self.core.pending_reads);
         for id in pending {
@@ -340,93 +432,6 @@ impl<A: App> Reactor<A> {
         self.commands = commands;
     }
 
-    fn accept(&mut self) {
-        for _ in 0..self.core.config.accepts_per_turn {
-            let Some(listener) = &self.listener else {
-                return;
-            };
-            match listener.accept() {
-                Ok((stream, peer)) => {
-                    self.accept_backoff = ACCEPT_BACKOFF_MIN;
-                    self.admit(stream, peer);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.accept_pending = false;
-                    return;
-                }
-                Err(e)
-                    if e.kind() == io::ErrorKind::Interrupted
-                        || e.kind() == io::ErrorKind::ConnectionAborted => {}
-                Err(e) => {
-                    // EMFILE, ENFILE, ENOBUFS, ENOMEM...: the pending connection stays in
-                    // the backlog. Pause accepting (no busy loop) and retry after a back-off,
-                    // or as soon as one of our own connections frees a descriptor.
-                    log::warn!(
-                        "accept failed ({e}); pausing accepts for {}",
-                        self.accept_backoff
-                    );
-                    self.core.accept_paused = true;
-                    let at = self.core.now + self.accept_backoff;
-                    self.core.wheel.insert(at, TimerTarget::Accept);
-                    self.accept_backoff =
-                        (self.accept_backoff + self.accept_backoff).min(ACCEPT_BACKOFF_MAX);
-                    return;
-                }
-            }
-        }
-        // Budget spent: more may be waiting; the next turn continues without sleeping.
-        self.accept_pending = true;
-    }
-
-    fn admit(&mut self, mut stream: TcpStream, peer: SocketAddr) {
-        let handshaking = self.core.conns.len() - self.core.ws_count;
-        if handshaking >= self.core.config.max_pending_handshakes || self.core.shutting_down {
-            let _ = stream.write(BUSY_RESPONSE);
-            return;
-        }
-        if !cfg!(target_os = "linux") {
-            let _ = stream.set_nodelay(true);
-        }
-        let (counted, within) = self.core.admit_address(peer);
-        let generation = next_generation(&mut self.core.generation);
-        let slot = self.core.conns.vacant_entry();
-        if slot.key() > u32::MAX as usize {
-            self.core.forget_address(peer, counted);
-            return;
-        }
-        let id = ConnId::new(slot.key(), generation);
-        if self
-            .core
-            .registry
-            .register(&mut stream, id.token(), Interest::READABLE)
-            .is_err()
-        {
-            self.core.forget_address(peer, counted);
-            return;
-        }
-        let mut flags = 0;
-        if counted {
-            flags |= flag::COUNTED;
-        }
-        if !within {
-            flags |= flag::REFUSED;
-        }
-        slot.insert(self::core::Entry {
-            stream,
-            peer,
-            generation,
-            flags,
-            phase: Phase::Http,
-            rx: Vec::new(),
-            outbox: Outbox::default(),
-            timer: None,
-            last_rx: self.core.now,
-            state: None,
-        });
-        let at = self.core.now + self.core.config.handshake_timeout;
-        self.core.arm(id, at);
-    }
-
     fn fire_timers(&mut self) {
         while let Some((_, target)) = self.core.wheel.poll(self.core.now) {
             match target {
@@ -458,8 +463,21 @@ impl<A: App> Reactor<A> {
         };
         entry.timer = None;
         let open = matches!(&entry.phase, Phase::Ws(ws) if ws.is_open()) && entry.state.is_some();
+        if matches!(entry.phase, Phase::Http) && !entry.rx.is_empty() {
+            // Handshake deadline with part of a request received (slowloris): answer 408,
+            // then drain (the close deadline bounds the drain).
+            entry.rx = Vec::new();
+            let mut out = Vec::with_capacity(160);
+            let response =
+                crate::http::Response::from_error(&crate::http::HttpError::RequestTimeout);
+            crate::http::write_response(&mut out, &response, false);
+            self.core.push_bytes(id, &out);
+            self.core.drain(id);
+            return;
+        }
         if !open {
-            // Handshake deadline (slowloris), close handshake or drain deadline.
+            // Handshake deadline with nothing received (or nothing since the last answered
+            // keep-alive request), close handshake or drain deadline: close without a word.
             self.core.remove(id, Closed::Dropped);
             return;
         }

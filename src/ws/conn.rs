@@ -76,6 +76,9 @@ pub enum ProtocolError {
     ExpectedContinuation,
     /// The fragments of a message add up to more than the limit (1009).
     MessageTooBig,
+    /// A fragmented message with more frames than the limit (1008): empty continuation
+    /// frames would otherwise never reach the size limit.
+    TooManyFragments,
     /// A text message that is not UTF-8 (1007).
     InvalidUtf8,
     /// A malformed Close frame (1002 or 1007).
@@ -89,6 +92,7 @@ impl ProtocolError {
             ProtocolError::Header(e) => e.close_code(),
             ProtocolError::Close(e) => e.close_code(),
             ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
+            ProtocolError::TooManyFragments => CloseCode::POLICY,
             ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
             _ => CloseCode::PROTOCOL_ERROR,
         }
@@ -103,6 +107,7 @@ impl ProtocolError {
             ProtocolError::UnexpectedContinuation => "continuation without a message",
             ProtocolError::ExpectedContinuation => "new message inside a fragmented one",
             ProtocolError::MessageTooBig => "message too big",
+            ProtocolError::TooManyFragments => "too many fragments",
             ProtocolError::InvalidUtf8 => "invalid UTF-8 in text",
         }
     }
@@ -143,12 +148,20 @@ pub enum CloseState {
     Closed,
 }
 
-/// The receive state of one WebSocket connection (about 40 bytes when idle, no heap).
+/// Frames a fragmented message may have unless [`WsConn::with_max_fragments`] says
+/// otherwise.
+pub const DEFAULT_MAX_FRAGMENTS: usize = 1024;
+
+/// The receive state of one WebSocket connection (about 56 bytes when idle, no heap).
 #[derive(Debug)]
 pub struct WsConn {
     state: CloseState,
     /// Payload bytes of the current partial frame already unmasked (and UTF-8 checked).
     partial_done: usize,
+    /// Frames of the fragmented message in progress (0 between messages).
+    fragments: usize,
+    /// The most frames a fragmented message may have.
+    max_fragments: usize,
     assembler: Assembler,
 }
 
@@ -159,11 +172,19 @@ impl Default for WsConn {
 }
 
 impl WsConn {
-    /// A freshly upgraded connection.
+    /// A freshly upgraded connection, allowing [`DEFAULT_MAX_FRAGMENTS`] frames per message.
     pub fn new() -> WsConn {
+        WsConn::with_max_fragments(DEFAULT_MAX_FRAGMENTS)
+    }
+
+    /// A freshly upgraded connection whose fragmented messages may have at most `max`
+    /// frames (at least 1); the frame beyond is [`ProtocolError::TooManyFragments`].
+    pub fn with_max_fragments(max: usize) -> WsConn {
         WsConn {
             state: CloseState::Open,
             partial_done: 0,
+            fragments: 0,
+            max_fragments: max.max(1),
             assembler: Assembler::default(),
         }
     }
@@ -223,6 +244,9 @@ impl WsConn {
             OpCode::Continuation if self.assembler.len() + header.payload_len > max_message => {
                 return Err(ProtocolError::MessageTooBig)
             }
+            OpCode::Continuation if self.fragments >= self.max_fragments => {
+                return Err(ProtocolError::TooManyFragments)
+            }
             OpCode::Text | OpCode::Binary if self.assembler.in_progress() => {
                 return Err(ProtocolError::ExpectedContinuation)
             }
@@ -263,6 +287,7 @@ impl WsConn {
                 }
                 self.assembler.start(kind);
                 self.assembler.push(payload);
+                self.fragments = 1;
                 Event::Fragment
             }
             OpCode::Continuation => {
@@ -270,7 +295,9 @@ impl WsConn {
                     self.assembler.check_utf8(&payload[done..])?;
                 }
                 self.assembler.push(payload);
+                self.fragments += 1;
                 if header.fin {
+                    self.fragments = 0;
                     let kind = self.assembler.kind().unwrap_or(Kind::Binary);
                     if kind == Kind::Text {
                         self.assembler.finish_utf8()?;

@@ -266,3 +266,52 @@ fn close_handshake_both_ways() {
     }
     assert_eq!(conn.close_state(), CloseState::Closed);
 }
+
+#[test]
+fn fragments_per_message_are_bounded_and_counted_per_message() {
+    // 1 first frame + 1,023 empty continuations is the most a message may have.
+    let mut ok = frame(false, 2, b"a");
+    for _ in 0..1022 {
+        ok.extend(frame(false, 0, b""));
+    }
+    ok.extend(frame(true, 0, b"b"));
+    // The count starts again with the next message.
+    ok.extend(frame(false, 1, b"c"));
+    ok.extend(frame(true, 0, b""));
+    let (got, err) = run(&ok, ok.len());
+    assert_eq!(err, None);
+    assert_eq!(
+        got,
+        vec![Got::Binary(b"ab".to_vec()), Got::Text("c".into())]
+    );
+
+    // Zero-byte continuations never reach the size limit: the 1,025th frame is refused.
+    let mut flood = frame(false, 1, b"");
+    for _ in 0..2000 {
+        flood.extend(frame(false, 0, b""));
+    }
+    for chunk in [1, 7, flood.len()] {
+        let (got, err) = run(&flood, chunk);
+        assert_eq!(got, vec![]);
+        assert_eq!(err, Some(ProtocolError::TooManyFragments));
+        assert_eq!(err.unwrap().close_code(), CloseCode::POLICY);
+    }
+    let mut conn = WsConn::with_max_fragments(2);
+    let mut two = frame(false, 2, b"x");
+    two.extend(frame(false, 0, b""));
+    two.extend(frame(true, 0, b""));
+    let (first, rest) = two.split_at_mut(7);
+    assert!(matches!(
+        conn.decode(first, LIMIT),
+        Ok(Decoded::Frame { .. })
+    ));
+    let (second, third) = rest.split_at_mut(6);
+    assert!(matches!(
+        conn.decode(second, LIMIT),
+        Ok(Decoded::Frame { .. })
+    ));
+    assert_eq!(
+        conn.decode(third, LIMIT),
+        Err(ProtocolError::TooManyFragments)
+    );
+}

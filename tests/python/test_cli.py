@@ -35,6 +35,7 @@ SERVE = {
     "--max-conns-per-ip": "256",
     "--new-conns-per-ip": "32",
     "--limit-loopback": "false",
+    "--events-per-poll": "1024",
 }
 RANDOM = "random, printed on stderr"
 LIVENESS = {"--ping-interval-ms": "20000", "--idle-timeout-ms": "60000"}

@@ -361,6 +361,12 @@ impl Raw {
         }
     }
 
+    /// Reads exactly `len` bytes (e.g. a response body after [`Raw::read_head`]).
+    pub fn read_bytes(&mut self, len: usize) -> io::Result<Vec<u8>> {
+        self.need(len)?;
+        Ok(self.buf.drain(..len).collect())
+    }
+
     /// Reads one server frame.
     pub fn read_frame(&mut self) -> io::Result<Frame> {
         self.need(2)?;

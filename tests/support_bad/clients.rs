@@ -210,6 +210,8 @@ impl Ws {
                 {
                     None
                 }
+                // A signal interrupted the read; tungstenite kept what it had: read again.
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => Some(In::Gone(e.to_string())),
             };
         }

@@ -54,11 +54,16 @@ pub fn rows() -> Vec<Row> {
             .write([upgrade_request("/", "").as_bytes(), &masked(TEXT, b"first")].concat())
             .status(101)
             .answer("first"),
-        Row::open("10,000 empty fragments make one message")
+        Row::open("1,024 frames, 1,022 of them empty, make one message")
+            .write(fr(false, 0, TEXT, b"a"))
+            .write(fr(false, 0, CONT, b"").repeat(1_022))
+            .write(fr(true, 0, CONT, b"b"))
+            .answer("ab"),
+        Row::open("10,000 empty fragments: the 1,025th frame is closed 1008")
             .write(fr(false, 0, TEXT, b"a"))
             .write(fr(false, 0, CONT, b"").repeat(10_000))
             .write(fr(true, 0, CONT, b"b"))
-            .answer("ab"),
+            .close_because(1008, "too many fragments"),
         Row::open("a close in the middle of a fragmented message")
             .write([fr(false, 0, TEXT, b"half"), close_frame(1000, "")].concat())
             .close(1000),

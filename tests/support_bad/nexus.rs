@@ -130,12 +130,14 @@ pub fn rows() -> Vec<Row> {
             4002,
             no_auth,
         ),
-        refused(
-            "upgrade as the observer's client-id",
-            "Authorization: pw\r\nclient-id: watcher\r\n",
-            4012,
-            "Already connected",
-        ),
+        // A newcomer with a live client-id is greeted (it would replace the old socket at
+        // its IDENTIFY, as the real server does); until then the observer keeps its socket.
+        Row::http("upgrade as the observer's client-id, no IDENTIFY: the observer is kept")
+            .write(upgrade("Authorization: pw\r\nclient-id: watcher\r\n"))
+            .status(101)
+            .answer(HELLO)
+            .text(PING)
+            .close_because(4013, NOT_IDENTIFIED),
         // Before IDENTIFY.
         closed(
             Row::open("PING before IDENTIFY"),

@@ -198,7 +198,7 @@ pub fn rows(observer: &str) -> Vec<Row> {
                 "",
             ))
             .status(400)
-            .body(r#"{"error":"the session query parameter (or header) is required"}"#),
+            .body(r#"{"error":"the session header is required"}"#),
         Row::http("REST with an unknown session")
             .write(request(
                 "GET",

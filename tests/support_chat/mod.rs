@@ -262,6 +262,8 @@ impl Client {
                 {
                     return None;
                 }
+                // A signal interrupted the read; tungstenite kept what it had: read again.
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Some(Incoming::Gone(e.to_string())),
             }
         }

@@ -277,6 +277,9 @@ impl Client {
             {
                 None
             }
+            // A signal interrupted the blocking read (seen under load): nothing is lost,
+            // tungstenite keeps what it had read; read again.
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => self.read_one(),
             Err(_) => Some(Incoming::Gone),
         }
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prints the median time and throughput of every criterion benchmark last run.
 
-Usage: python3 bench/criterion-medians.py [TARGET_DIR/criterion] [GROUP ...]
+Usage: python3 loadgen/criterion-medians.py [TARGET_DIR/criterion] [GROUP ...]
 
 Criterion's console line shows [low estimate high] of the mean; this reads the median
 (`median.point_estimate`, ns per iteration) from each benchmark's new/estimates.json

@@ -6,7 +6,7 @@
 //! (`--read-buffer 4096` is the "tuned" variant). Sockets get `TCP_NODELAY`.
 
 use futures_util::{future, StreamExt, TryStreamExt};
-use postern_bench::cli::Args;
+use postern_loadgen::cli::Args;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
@@ -17,13 +17,13 @@ fn main() {
     }
 }
 
-fn run() -> postern_bench::Result<()> {
+fn run() -> postern_loadgen::Result<()> {
     let mut args = Args::from_env();
     let listen: String = args.get("--listen", "127.0.0.1:9001".to_string())?;
     let read_buffer: Option<usize> = args.opt("--read-buffer")?;
     let max_message: Option<usize> = args.opt("--max-message-size")?;
     args.finish()?;
-    postern_bench::sys::raise_nofile_limit()?;
+    postern_loadgen::sys::raise_nofile_limit()?;
     let config = (read_buffer.is_some() || max_message.is_some()).then(|| {
         let mut c = WebSocketConfig::default();
         if let Some(n) = read_buffer {

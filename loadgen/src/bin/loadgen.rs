@@ -2,8 +2,8 @@
 //!
 //! Run `loadgen help` for the subcommands and options.
 
-use postern_bench::bench::{echo, fanout, idle, sessions, soak, upgrades, Common};
-use postern_bench::cli::Args;
+use postern_loadgen::bench::{echo, fanout, idle, sessions, soak, upgrades, Common};
+use postern_loadgen::cli::Args;
 
 const USAGE: &str = "\
 usage: loadgen SUBCOMMAND --url ws://HOST:PORT/path [common options] [options]
@@ -47,7 +47,7 @@ fn main() {
     }
 }
 
-fn run() -> postern_bench::Result<()> {
+fn run() -> postern_loadgen::Result<()> {
     let mut args = Args::from_env();
     let Some(sub) = args.subcommand() else {
         return Err(format!("missing subcommand\n{USAGE}").into());
@@ -56,7 +56,7 @@ fn run() -> postern_bench::Result<()> {
         println!("{USAGE}");
         return Ok(());
     }
-    let limit = postern_bench::sys::raise_nofile_limit()?;
+    let limit = postern_loadgen::sys::raise_nofile_limit()?;
     let common = Common::parse(&mut args)?;
     let report = match sub.as_str() {
         "upgrades" => {
@@ -106,7 +106,7 @@ fn run() -> postern_bench::Result<()> {
 }
 
 /// Fails early if `conns` sockets cannot fit under the file descriptor limit.
-fn check_fds(conns: usize, limit: u64) -> postern_bench::Result<()> {
+fn check_fds(conns: usize, limit: u64) -> postern_loadgen::Result<()> {
     if conns as u64 + 32 > limit {
         return Err(format!("{conns} connections need more than RLIMIT_NOFILE={limit}").into());
     }

@@ -14,17 +14,17 @@
 //! --join-message join --trigger-message say:ping --expect ping`.
 
 use futures_util::{SinkExt, StreamExt};
-use postern_bench::cli::Args;
+use postern_loadgen::cli::Args;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 use tokio_tungstenite::tungstenite::Message;
 
-fn main() -> postern_bench::Result<()> {
+fn main() -> postern_loadgen::Result<()> {
     let mut args = Args::from_env();
     let listen: String = args.get("--listen", "127.0.0.1:9200".to_string())?;
     let hb_ms: u64 = args.get("--heartbeat-ms", 20_000)?;
     args.finish()?;
-    postern_bench::sys::raise_nofile_limit()?;
+    postern_loadgen::sys::raise_nofile_limit()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -10,7 +10,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response};
-use postern_bench::cli::Args;
+use postern_loadgen::cli::Args;
 use tokio::net::TcpListener;
 
 fn main() {
@@ -20,11 +20,11 @@ fn main() {
     }
 }
 
-fn run() -> postern_bench::Result<()> {
+fn run() -> postern_loadgen::Result<()> {
     let mut args = Args::from_env();
     let listen: String = args.get("--listen", "127.0.0.1:9002".to_string())?;
     args.finish()?;
-    postern_bench::sys::raise_nofile_limit()?;
+    postern_loadgen::sys::raise_nofile_limit()?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
