@@ -580,11 +580,12 @@ fn main() -> ExitCode {
         return ExitCode::FAILURE;
     };
     let ms = |ms: u64| Millis(ms.clamp(10, 86_400_000));
-    let mut gateway_config = GatewayConfig::with_heartbeat(ms(cli.heartbeat));
+    let heartbeat = ms(cli.heartbeat);
+    let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
     // PING is there for clients that want it: an identified client is never expired for
     // silence. Dead sockets are found by the reactor's WebSocket Pings (`--idle-timeout-ms`).
     gateway_config.heartbeat_required = false;
-    gateway_config.identify_timeout = ms(cli.heartbeat) + gateway_config.heartbeat_grace;
+    gateway_config.identify_timeout = heartbeat + gateway_config.heartbeat_grace;
     gateway_config.replay_events = 0; // No resume: nothing is kept.
     gateway_config.rate_limit = postern::gateway::RateLimit::new(2400, Millis(60_000));
     let server = NexusServer {
