@@ -37,7 +37,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod app;
 pub mod close;
 pub mod config;
 pub mod error;
@@ -50,12 +49,13 @@ pub mod timer;
 pub mod wire;
 pub mod ws;
 
-pub use app::{Accept, App, Closed, Message};
 pub use close::CloseCode;
 pub use config::Config;
 pub use error::Error;
 pub use http::{Request, Response};
-pub use reactor::{ConnId, Ctx, Reactor, Remote, RemoteError, SendError, Stats};
+pub use reactor::{
+    Accept, App, Closed, ConnId, Ctx, Message, Reactor, Remote, RemoteError, SendError, Stats,
+};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

@@ -9,7 +9,7 @@ use super::owner::Owner;
 use super::registry::{Refusal, Registry};
 use super::remote::GwCommand;
 use super::session::{ConnSession, SessionId, Tick};
-use crate::app::{Accept, App, Closed, Message};
+use crate::{Accept, App, Closed, Message};
 use crate::http::{Request, Response};
 use crate::reactor::{ConnId, Ctx};
 use serde_json::value::RawValue;

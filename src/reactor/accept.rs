@@ -10,7 +10,7 @@ use super::address::AddressVerdict;
 use super::core::{flag, Entry, Phase};
 use super::token::{next_generation, ConnId};
 use super::{Reactor, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
-use crate::app::{App, Closed};
+use super::app::{App, Closed};
 use crate::ws::Outbox;
 use mio::net::TcpStream;
 use mio::Interest;

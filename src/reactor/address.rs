@@ -5,7 +5,7 @@
 //! default): one host is usually given a whole /64 and can pick any address in it.
 
 use super::core::Core;
-use crate::app::App;
+use super::app::App;
 use crate::rate::TokenBucket;
 use crate::time::Millis;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -7,7 +7,7 @@
 use super::address::PerIp;
 use super::remote::RemoteInner;
 use super::token::ConnId;
-use crate::app::{App, Closed};
+use super::app::{App, Closed};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::time::Millis;

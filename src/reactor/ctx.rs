@@ -3,7 +3,7 @@
 use super::core::{Core, SendError, TimerTarget};
 use super::remote::Remote;
 use super::token::ConnId;
-use crate::app::{App, Message};
+use super::app::{App, Message};
 use crate::close::CloseCode;
 use crate::time::Millis;
 use crate::timer::TimerId;

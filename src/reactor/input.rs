@@ -9,7 +9,7 @@ use super::core::{flag, Phase};
 use super::ctx::Ctx;
 use super::token::ConnId;
 use super::Reactor;
-use crate::app::{Accept, App, Closed, Message};
+use super::app::{Accept, App, Closed, Message};
 use crate::close::CloseCode;
 use crate::http::{self, HttpError, Parsed, Response};
 use crate::wire::OpCode;

@@ -15,6 +15,7 @@
 
 mod accept;
 mod address;
+mod app;
 mod clock;
 mod core;
 mod ctx;
@@ -23,13 +24,13 @@ mod remote;
 mod token;
 
 pub use self::core::SendError;
+pub use app::{Accept, App, Closed, Message};
 pub use ctx::Ctx;
 pub use remote::{Remote, RemoteError};
 pub use token::ConnId;
 
 use self::core::{flag, Core, Phase, TimerTarget};
 use clock::{Clock, PollSpan};
-use crate::app::{App, Closed};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::error::Error;

@@ -29,7 +29,7 @@
 
 use crate::close::CloseCode;
 use crate::http::{Request, Response};
-use crate::reactor::{ConnId, Ctx};
+use super::{ConnId, Ctx};
 
 /// One complete message, borrowed: from the read buffer for a single-frame message (zero
 /// copy), from the reassembly buffer for a fragmented one.
