@@ -9,9 +9,9 @@ use super::owner::Owner;
 use super::registry::{Refusal, Registry};
 use super::remote::GwCommand;
 use super::session::{ConnSession, SessionId, Tick};
-use crate::{Accept, App, Closed, Message};
 use crate::http::{Request, Response};
 use crate::reactor::{ConnId, Ctx};
+use crate::{Accept, App, Closed, Message};
 use serde_json::value::RawValue;
 
 /// The engine's timers.

@@ -118,12 +118,24 @@ mod tests {
     fn lateness_beyond_the_threshold_is_left_out() {
         let mut clock = os();
         // On time: a poll that slept what it asked for.
-        assert_eq!(clock.advance(poll(0, Some(100), 100), Millis(200)), Millis(100));
+        assert_eq!(
+            clock.advance(poll(0, Some(100), 100), Millis(200)),
+            Millis(100)
+        );
         // 3 s of work (or of being stopped) before the poll: 2.8 s left out.
-        assert_eq!(clock.advance(poll(3_100, Some(0), 3_100), Millis(200)), Millis(300));
+        assert_eq!(
+            clock.advance(poll(3_100, Some(0), 3_100), Millis(200)),
+            Millis(300)
+        );
         // A poll that overslept by 1 s: 0.8 s more left out.
-        assert_eq!(clock.advance(poll(3_100, Some(10), 4_110), Millis(200)), Millis(510));
+        assert_eq!(
+            clock.advance(poll(3_100, Some(10), 4_110), Millis(200)),
+            Millis(510)
+        );
         // Lateness within the threshold counts as time.
-        assert_eq!(clock.advance(poll(4_260, None, 4_300), Millis(200)), Millis(700));
+        assert_eq!(
+            clock.advance(poll(4_260, None, 4_300), Millis(200)),
+            Millis(700)
+        );
     }
 }

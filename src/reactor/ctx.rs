@@ -1,9 +1,9 @@
 //! [`Ctx`]: what an application callback may do to the reactor.
 
+use super::app::{App, Message};
 use super::core::{Core, SendError, TimerTarget};
 use super::remote::Remote;
 use super::token::ConnId;
-use super::app::{App, Message};
 use crate::close::CloseCode;
 use crate::time::Millis;
 use crate::timer::TimerId;

@@ -5,11 +5,11 @@
 //! the tail of an incomplete frame (or request) is copied into the connection's own `rx`,
 //! which is sized for exactly that frame and freed as soon as the frame completes.
 
-use super::core::{flag, Phase};
+use super::app::{Accept, App, Closed, Message};
 use super::ctx::Ctx;
+use super::entry::Phase;
 use super::token::ConnId;
 use super::Reactor;
-use super::app::{Accept, App, Closed, Message};
 use crate::close::CloseCode;
 use crate::http::{self, HttpError, Parsed, Response};
 use crate::wire::OpCode;
@@ -70,8 +70,8 @@ impl<A: App> Reactor<A> {
             let Some(entry) = self.core.get_mut(id) else {
                 break;
             };
-            entry.flags &= !flag::READ_PENDING;
-            if matches!(entry.phase, Phase::Draining) && entry.discarded >= DRAIN_DISCARD {
+            entry.read_pending = false;
+            if matches!(&entry.phase, Phase::Draining(d) if d.discarded >= DRAIN_DISCARD) {
                 break;
             }
             let mut rx = std::mem::take(&mut entry.rx);
@@ -137,10 +137,7 @@ impl<A: App> Reactor<A> {
             }
             self.deliver_closed();
             budget = budget.saturating_sub(n.max(self.frames.saturating_mul(FRAME_COST)));
-            let peer_closed = self
-                .core
-                .get(id)
-                .is_some_and(|e| e.flags & flag::PEER_CLOSED != 0);
+            let peer_closed = self.core.get(id).is_some_and(|e| e.peer_closed);
             if n < asked && !peer_closed {
                 // A short read emptied the socket; epoll (edge-triggered) reports new data.
                 // Not so a FIN that came with this data: then read on until EOF.
@@ -148,7 +145,7 @@ impl<A: App> Reactor<A> {
             }
             if budget == 0 {
                 if let Some(entry) = self.core.get_mut(id) {
-                    entry.flags |= flag::READ_PENDING;
+                    entry.read_pending = true;
                     self.core.pending_reads.push(id);
                 }
                 break;
@@ -171,12 +168,12 @@ impl<A: App> Reactor<A> {
                 return (buf.len(), None);
             };
             match &mut entry.phase {
-                Phase::Draining => {
+                Phase::Draining(drain) => {
                     let dropped = u32::try_from(buf.len() - pos).unwrap_or(u32::MAX);
-                    entry.discarded = entry.discarded.saturating_add(dropped);
+                    drain.discarded = drain.discarded.saturating_add(dropped);
                     return (buf.len(), None);
                 }
-                Phase::Http => match self.http_input(id, &mut buf[pos..]) {
+                Phase::Http(_) => match self.http_input(id, &mut buf[pos..]) {
                     HttpStep::Consumed(n) => pos += n,
                     HttpStep::NeedMore(need) => return (pos, need),
                     HttpStep::Stop => return (buf.len(), None),
@@ -240,11 +237,8 @@ impl<A: App> Reactor<A> {
                     outbox.push_frame(pool, OpCode::Pong, payload)
                 });
             }
-            Event::Pong(_) => {
-                if let Some(entry) = self.core.get_mut(id) {
-                    entry.flags &= !flag::PINGED;
-                }
-            }
+            // A Pong counts as something heard (`last_rx`, set by the read): nothing more.
+            Event::Pong(_) => {}
             Event::Close { code, reply, .. } => {
                 if reply {
                     let echo = code.map(|c| c.0.to_be_bytes());
@@ -357,7 +351,10 @@ impl<A: App> Reactor<A> {
             }
             // The next request is due within the handshake timeout, and within the
             // connection's lifetime (past it, an idle connection is closed without a word).
-            let born = self.core.get(id).map_or(self.core.now, |e| e.born);
+            let born = match self.core.get(id).map(|e| &e.phase) {
+                Some(Phase::Http(http)) => http.born,
+                _ => self.core.now,
+            };
             let config = &self.core.config;
             let at = (self.core.now + config.handshake_timeout)
                 .min(born + config.http_connection_lifetime);
@@ -396,7 +393,6 @@ impl<A: App> Reactor<A> {
         };
         entry.phase = Phase::Ws(WsConn::with_max_fragments(max_fragments));
         entry.state = Some(state);
-        entry.flags |= flag::UPGRADED;
         self.core.ws_count += 1;
         self.arm_idle(id);
         let mut ctx = Ctx::new(&mut self.core);
@@ -412,11 +408,11 @@ impl<A: App> Reactor<A> {
         let (now, shutting_down) = (self.core.now, self.core.shutting_down);
         let max = self.core.config.max_requests_per_connection;
         let lifetime = self.core.config.http_connection_lifetime;
-        let Some(entry) = self.core.get_mut(id) else {
+        let Some(Phase::Http(http)) = self.core.get_mut(id).map(|e| &mut e.phase) else {
             return false;
         };
-        entry.requests = entry.requests.saturating_add(1);
-        !shutting_down && entry.requests < max && now < entry.born + lifetime
+        http.requests = http.requests.saturating_add(1);
+        !shutting_down && http.requests < max && now < http.born + lifetime
     }
 
     /// After the upgrade: no deadline, or the idle/ping deadline when configured.

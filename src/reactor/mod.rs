@@ -19,6 +19,7 @@ mod app;
 mod clock;
 mod core;
 mod ctx;
+mod entry;
 mod input;
 mod remote;
 mod token;
@@ -29,14 +30,15 @@ pub use ctx::Ctx;
 pub use remote::{Remote, RemoteError};
 pub use token::ConnId;
 
-use self::core::{flag, Core, Phase, TimerTarget};
-use clock::{Clock, PollSpan};
+use self::core::{Core, TimerTarget};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::time::Millis;
 use crate::timer::TimerWheel;
 use crate::ws::{BufPool, SharedFrame};
+use clock::{Clock, PollSpan};
+use entry::Phase;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 use remote::{Command, Payload, RemoteInner};
@@ -254,7 +256,7 @@ impl<A: App> Reactor<A> {
                     let id = ConnId::from_token(token);
                     if event.is_read_closed() || event.is_error() {
                         if let Some(entry) = self.core.get_mut(id) {
-                            entry.flags |= flag::PEER_CLOSED;
+                            entry.peer_closed = true;
                         }
                     }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -368,11 +370,7 @@ impl<A: App> Reactor<A> {
         self.run_commands();
         let pending = std::mem::take(&mut self.core.pending_reads);
         for id in pending {
-            if self
-                .core
-                .get(id)
-                .is_some_and(|e| e.flags & flag::READ_PENDING != 0)
-            {
+            if self.core.get(id).is_some_and(|e| e.read_pending) {
                 self.read_conn(id);
             }
         }
@@ -465,8 +463,8 @@ impl<A: App> Reactor<A> {
             return;
         };
         entry.timer = None;
-        let open = matches!(&entry.phase, Phase::Ws(ws) if ws.is_open()) && entry.state.is_some();
-        if matches!(entry.phase, Phase::Http) && !entry.rx.is_empty() {
+        let open = entry.is_open();
+        if matches!(entry.phase, Phase::Http(_)) && !entry.rx.is_empty() {
             // Handshake deadline with part of a request received (slowloris): answer 408,
             // then drain (the close deadline bounds the drain).
             entry.rx = Vec::new();
@@ -495,7 +493,6 @@ impl<A: App> Reactor<A> {
         let last_rx = entry.last_rx;
         match ping_interval {
             Some(ping) if silent >= ping => {
-                entry.flags |= flag::PINGED;
                 self.core.push_control(id, crate::wire::OpCode::Ping, b"");
                 self.core.arm(id, (now + ping).min(last_rx + idle));
             }

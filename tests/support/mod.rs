@@ -5,9 +5,7 @@
 //! hang a test.
 #![allow(dead_code)]
 
-use postern::{
-    Accept, App, Config, ConnId, Ctx, Message, Millis, Reactor, Remote, Request, Stats,
-};
+use postern::{Accept, App, Config, ConnId, Ctx, Message, Millis, Reactor, Remote, Request, Stats};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -516,7 +514,11 @@ impl Raw {
 
     /// Checks that nothing arrives within `wait` (no byte, no EOF, no reset).
     pub fn expect_nothing(&mut self, wait: Duration) {
-        assert!(self.buf.is_empty(), "unread: {:?}", String::from_utf8_lossy(&self.buf));
+        assert!(
+            self.buf.is_empty(),
+            "unread: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
         self.stream.set_read_timeout(Some(wait)).unwrap();
         let mut byte = [0u8; 1];
         match self.stream.read(&mut byte) {
