@@ -106,6 +106,14 @@ impl<A: App> Core<A> {
             .filter(|e| e.generation == id.generation())
     }
 
+    /// The id of every connection held, in any phase (for a loop that may remove them).
+    pub fn all_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(index, e)| ConnId::new(index, e.generation))
+            .collect()
+    }
+
     /// Mutable [`Core::get`].
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Entry<A::Conn>> {
         slot(&mut self.conns, id)

@@ -512,12 +512,7 @@ impl<A: App> Reactor<A> {
         let mut ctx = Ctx::new(&mut self.core);
         self.app.on_shutdown(&mut ctx);
         self.deliver_closed();
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(index, e)| ConnId::new(index, e.generation))
-            .collect();
+        let ids = self.core.all_ids();
         for id in ids {
             self.core
                 .close(id, CloseCode::GOING_AWAY, "server shutting down");
@@ -528,12 +523,7 @@ impl<A: App> Reactor<A> {
     }
 
     fn stop_now(&mut self) {
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(index, e)| ConnId::new(index, e.generation))
-            .collect();
+        let ids = self.core.all_ids();
         for id in ids {
             self.core.remove(id, Closed::Dropped);
         }

@@ -201,6 +201,7 @@ impl WsConn {
 
     /// Records that we are sending a Close frame. Returns false (send nothing) when a Close
     /// was already sent or the handshake is over.
+    #[must_use = "false: a Close was already sent, send nothing"]
     pub fn start_close(&mut self) -> bool {
         if self.state == CloseState::Open {
             self.state = CloseState::CloseSent;
@@ -208,11 +209,6 @@ impl WsConn {
         } else {
             false
         }
-    }
-
-    /// Marks the handshake over (e.g. after answering a peer's Close ourselves, or on error).
-    pub fn set_closed(&mut self) {
-        self.state = CloseState::Closed;
     }
 
     /// Hands over the message completed by the last [`Event::Assembled`].
