@@ -37,6 +37,14 @@ pub(crate) enum TimerTarget<T> {
     App(T),
 }
 
+/// A connection that ended, with its application state, waiting for `on_close`.
+#[derive(Debug)]
+pub(crate) struct Ended<S> {
+    pub id: ConnId,
+    pub state: S,
+    pub why: Closed,
+}
+
 /// The reactor's state apart from the application.
 #[derive(Debug)]
 pub(crate) struct Core<A: App> {
@@ -53,7 +61,7 @@ pub(crate) struct Core<A: App> {
     /// Connections whose read budget ran out.
     pub pending_reads: Vec<ConnId>,
     /// Ended connections whose `on_close` is still to be called.
-    pub closed: VecDeque<(ConnId, A::Conn, Closed)>,
+    pub closed: VecDeque<Ended<A::Conn>>,
     pub ws_count: usize,
     pub generation: u32,
     pub remote: Arc<RemoteInner<A::Command>>,
@@ -249,7 +257,7 @@ impl<A: App> Core<A> {
             self.push_shared_unchecked(id, &frame);
         }
         if let Some(state) = state {
-            self.closed.push_back((id, state, why));
+            self.closed.push_back(Ended { id, state, why });
         }
         // Flush at the end of the turn even when nothing was queued (a socket still in its
         // HTTP phase): the flush sends the FIN that ends it.
@@ -300,7 +308,7 @@ impl<A: App> Core<A> {
             self.forget_address(entry.peer);
         }
         if let Some(state) = entry.state {
-            self.closed.push_back((id, state, why));
+            self.closed.push_back(Ended { id, state, why });
         }
         let mut outbox = entry.outbox;
         outbox.drop_unsent(&mut self.pool);

@@ -6,6 +6,7 @@
 //! which is sized for exactly that frame and freed as soon as the frame completes.
 
 use super::app::{Accept, App, Closed, Message};
+use super::core::Ended;
 use super::ctx::Ctx;
 use super::entry::Phase;
 use super::token::ConnId;
@@ -161,7 +162,8 @@ impl<A: App> Reactor<A> {
             // The peer half-closed after its last bytes, and their answer (a 101, an echo,
             // a Close) is still queued: write it, then close.
             if let Some(state) = entry.state.take() {
-                self.core.closed.push_back((id, state, Closed::Dropped));
+                let why = Closed::Dropped;
+                self.core.closed.push_back(Ended { id, state, why });
             }
             self.core.finish(id);
         } else {
@@ -317,9 +319,11 @@ impl<A: App> Reactor<A> {
                     );
                     if let Some(entry) = self.core.get_mut(id) {
                         if let Some(state) = entry.state.take() {
-                            self.core
-                                .closed
-                                .push_back((id, state, Closed::ByPeer(code)));
+                            self.core.closed.push_back(Ended {
+                                id,
+                                state,
+                                why: Closed::ByPeer(code),
+                            });
                         }
                     }
                 }
@@ -341,7 +345,7 @@ impl<A: App> Reactor<A> {
     /// Calls `on_close` for every connection that ended, including ones ended from inside
     /// an `on_close`.
     pub(super) fn deliver_closed(&mut self) {
-        while let Some((id, state, why)) = self.core.closed.pop_front() {
+        while let Some(Ended { id, state, why }) = self.core.closed.pop_front() {
             let mut ctx = Ctx::new(&mut self.core);
             self.app.on_close(&mut ctx, id, state, why);
         }
