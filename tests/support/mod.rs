@@ -1,9 +1,13 @@
-//! Shared helpers for the integration tests: an in-process server on its own thread, and
-//! raw-socket clients that speak HTTP and WebSocket frames byte by byte.
+//! Shared helpers for the integration tests: an in-process server on its own thread (or
+//! driven in the test thread on a clock the test sets), raw-socket clients that speak HTTP
+//! and WebSocket frames byte by byte, and ([`example`]) the example binaries as
+//! subprocesses with a tungstenite client's upgrade.
 //!
 //! Include with `mod support;` from a test file. Every read has a timeout, so no helper can
 //! hang a test.
 #![allow(dead_code)]
+
+pub mod example;
 
 use postern::{Accept, App, Config, ConnId, Ctx, Message, Millis, Reactor, Remote, Request, Stats};
 use std::io::{self, Read, Write};
