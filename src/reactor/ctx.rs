@@ -32,8 +32,9 @@ impl<'r, A: App> Ctx<'r, A> {
     }
 
     /// The reactor's current time: milliseconds since it started, less the excess of any
-    /// stall over `Config::stall_threshold` (see [`Config`](crate::Config)). Use it, not
-    /// the OS clock, for deadlines given to [`Ctx::set_timer`].
+    /// stall over `Config::stall_threshold` (see [`Config`](crate::Config)), or the time
+    /// given to [`Reactor::turn_at`](super::Reactor::turn_at). Use it, not the OS clock, for
+    /// deadlines given to [`Ctx::set_timer`].
     pub fn now(&self) -> Millis {
         self.core.now
     }

@@ -90,6 +90,16 @@ struct Processed {
     need: Option<usize>,
 }
 
+impl Processed {
+    /// Every byte of `buf` used (or dropped: the connection reads no more).
+    fn all(buf: &[u8]) -> Processed {
+        Processed {
+            used: buf.len(),
+            need: None,
+        }
+    }
+}
+
 /// What the HTTP phase did with the bytes it was shown.
 enum HttpStep {
     /// This many bytes were one request; go on with the rest (maybe in another phase).
@@ -208,41 +218,22 @@ impl<A: App> Reactor<A> {
         while pos < buf.len() {
             let max = self.core.config.max_payload;
             let Some(entry) = self.core.get_mut(id) else {
-                return Processed {
-                    used: buf.len(),
-                    need: None,
-                };
+                return Processed::all(buf);
             };
             match &mut entry.phase {
                 Phase::Draining(drain) => {
                     let dropped = u32::try_from(buf.len() - pos).unwrap_or(u32::MAX);
                     drain.discarded = drain.discarded.saturating_add(dropped);
-                    return Processed {
-                        used: buf.len(),
-                        need: None,
-                    };
+                    return Processed::all(buf);
                 }
                 Phase::Http(_) => match self.http_input(id, &mut buf[pos..]) {
                     HttpStep::Consumed(n) => pos += n,
-                    HttpStep::NeedMore(need) => {
-                        return Processed {
-                            used: pos,
-                            need: need,
-                        }
-                    }
-                    HttpStep::Stop => {
-                        return Processed {
-                            used: buf.len(),
-                            need: None,
-                        }
-                    }
+                    HttpStep::NeedMore(need) => return Processed { used: pos, need },
+                    HttpStep::Stop => return Processed::all(buf),
                 },
                 Phase::Ws(ws) => match ws.decode(&mut buf[pos..], max) {
-                    Ok(Decoded::NeedMore { frame_len }) => {
-                        return Processed {
-                            used: pos,
-                            need: frame_len,
-                        }
+                    Ok(Decoded::NeedMore { frame_len: need }) => {
+                        return Processed { used: pos, need }
                     }
                     Ok(Decoded::Frame { consumed, event }) => {
                         pos += consumed;
@@ -251,16 +242,10 @@ impl<A: App> Reactor<A> {
                     }
                     Err(e) => {
                         log::debug!("{id}: failing connection: {e}");
-                        self.core.close_as(
-                            id,
-                            e.close_code(),
-                            e.reason(),
-                            Closed::Failed(e.close_code()),
-                        );
-                        return Processed {
-                            used: buf.len(),
-                            need: None,
-                        };
+                        let code = e.close_code();
+                        self.core
+                            .close_as(id, code, e.reason(), Closed::Failed(code));
+                        return Processed::all(buf);
                     }
                 },
             }
@@ -277,28 +262,7 @@ impl<A: App> Reactor<A> {
         match event {
             Event::Text(text) if deliverable => self.deliver(id, Message::Text(text)),
             Event::Binary(bytes) if deliverable => self.deliver(id, Message::Binary(bytes)),
-            Event::Assembled(kind) => {
-                let data = match self.core.get_mut(id).map(|e| &mut e.phase) {
-                    Some(Phase::Ws(ws)) => ws.take_message(),
-                    _ => return,
-                };
-                if !deliverable {
-                    return;
-                }
-                match kind {
-                    Kind::Binary => self.deliver(id, Message::Binary(&data)),
-                    // Checked as it arrived; a failure here would be a bug, answered as 1007.
-                    Kind::Text => match std::str::from_utf8(&data) {
-                        Ok(text) => self.deliver(id, Message::Text(text)),
-                        Err(_) => self.core.close_as(
-                            id,
-                            CloseCode::INVALID_PAYLOAD,
-                            "invalid UTF-8 in text",
-                            Closed::Failed(CloseCode::INVALID_PAYLOAD),
-                        ),
-                    },
-                }
-            }
+            Event::Assembled(kind) => self.assembled(id, kind, deliverable),
             Event::Ping(payload) if deliverable => {
                 // A pong is output like any other and counts against the outbox cap: a peer
                 // that pings without reading is a slow reader (1008), not a memory leak.
@@ -309,30 +273,51 @@ impl<A: App> Reactor<A> {
             }
             // A Pong counts as something heard (`last_rx`, set by the read): nothing more.
             Event::Pong(_) => {}
-            Event::Close { code, reply, .. } => {
-                if reply {
-                    let echo = code.map(|c| c.0.to_be_bytes());
-                    self.core.push_control(
-                        id,
-                        OpCode::Close,
-                        echo.as_ref().map_or(&[][..], |b| &b[..]),
-                    );
-                    if let Some(entry) = self.core.get_mut(id) {
-                        if let Some(state) = entry.state.take() {
-                            self.core.closed.push_back(Ended {
-                                id,
-                                state,
-                                why: Closed::ByPeer(code),
-                            });
-                        }
-                    }
-                }
-                // Both Close frames are out: the handshake is complete.
-                self.core.finish(id);
-            }
+            Event::Close { code, reply, .. } => self.peer_closing(id, code, reply),
             // Fragments, and data arriving while our Close is on its way, are dropped.
             _ => {}
         }
+    }
+
+    /// A fragmented message is complete: hands it over (if the application still holds the
+    /// connection).
+    fn assembled(&mut self, id: ConnId, kind: Kind, deliverable: bool) {
+        let data = match self.core.get_mut(id).map(|e| &mut e.phase) {
+            Some(Phase::Ws(ws)) => ws.take_message(),
+            _ => return,
+        };
+        if !deliverable {
+            return;
+        }
+        match kind {
+            Kind::Binary => self.deliver(id, Message::Binary(&data)),
+            // Checked as it arrived; a failure here would be a bug, answered as 1007.
+            Kind::Text => match std::str::from_utf8(&data) {
+                Ok(text) => self.deliver(id, Message::Text(text)),
+                Err(_) => self.core.close_as(
+                    id,
+                    CloseCode::INVALID_PAYLOAD,
+                    "invalid UTF-8 in text",
+                    Closed::Failed(CloseCode::INVALID_PAYLOAD),
+                ),
+            },
+        }
+    }
+
+    /// The peer's Close: echoed (its code) when `reply` (it started the handshake; the
+    /// application is told), and the connection finishes.
+    fn peer_closing(&mut self, id: ConnId, code: Option<CloseCode>, reply: bool) {
+        if reply {
+            let echo = code.map(|c| c.0.to_be_bytes());
+            let payload = echo.as_ref().map_or(&[][..], |b| &b[..]);
+            self.core.push_control(id, OpCode::Close, payload);
+            if let Some(state) = self.core.get_mut(id).and_then(|e| e.state.take()) {
+                let why = Closed::ByPeer(code);
+                self.core.closed.push_back(Ended { id, state, why });
+            }
+        }
+        // Both Close frames are out: the handshake is complete.
+        self.core.finish(id);
     }
 
     /// Calls `on_message`, then delivers any `on_close` it caused.
