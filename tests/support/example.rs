@@ -108,10 +108,15 @@ impl Example {
         let keep = lines.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
+                // Kept before the address is reported: once `spawn` returns, `log` has
+                // every line up to `listening on`.
+                let addr = line
+                    .strip_prefix("listening on ")
+                    .map(|a| a.trim().to_owned());
                 keep.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
             }
         });
         let mut example = Example {
