@@ -7,7 +7,7 @@ use super::engine::{Gateway, GwTimer};
 use super::handler::Handler;
 use super::link::Link;
 use super::remote::GwCommand;
-use crate::app::{Accept, App, Closed, Message};
+use crate::reactor::{Accept, App, Closed, Message};
 use crate::close::CloseCode;
 use crate::http::{Request, Response};
 use crate::reactor::{ConnId, Ctx, SendError};
