@@ -65,7 +65,9 @@ pub use config::Config;
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
 pub use http::{Request, Response};
-pub use reactor::{Ctx, Reactor, Remote, RemoteError, Stats};
+pub use reactor::{
+    Ctx, Reactor, Reactors, ReactorsError, ReactorsHandle, Remote, RemoteError, Stats,
+};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

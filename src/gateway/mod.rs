@@ -19,6 +19,7 @@
 //! - [`dialects`]: the seed protocols' dialects.
 
 mod app;
+pub mod bus;
 pub mod config;
 pub mod core;
 pub mod ctx;

@@ -17,11 +17,13 @@ mod address;
 mod core;
 mod ctx;
 mod input;
+mod multi;
 mod remote;
 mod token;
 
 pub use self::core::SendError;
 pub use ctx::Ctx;
+pub use multi::{Reactors, ReactorsError, ReactorsHandle};
 pub use remote::{Remote, RemoteError};
 pub use token::ConnId;
 
