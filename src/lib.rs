@@ -13,7 +13,8 @@
 //!   shared frames and the bounded outbox.
 //! - [`timer`]: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
 //! - [`reactor`]: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
-//!   [`Remote`]. Applications implement [`App`].
+//!   [`Remote`], and [`Reactors`] (several reactors on one port). Applications implement
+//!   [`App`].
 //! - [`gateway`]: the session lifecycle: implement [`gateway::Handler`] and pick or write a
 //!   [`gateway::Dialect`]. The engine ([`gateway::Gateway`]) is a state machine too: it acts
 //!   only through a [`gateway::Link`] (sends, closes, per-connection state, timers, the
@@ -38,10 +39,29 @@
 //! - Bad input gets a precise answer: the HTTP status (400, 404, 413, 426, 431, 503) or the
 //!   close code (1002, 1007, 1008, 1009) with a reason, and the reactor goes on.
 //!
+//! # Threading
+//!
+//! A [`Reactor`] is one thread's: it is not `Send` (its outboxes share frames through
+//! `Rc`), and nothing on its hot path is locked or atomic; other threads reach it only
+//! through its [`Remote`] (a bounded command queue and a waker). To use several cores,
+//! [`Reactors`] runs N reactors of one application in one process: one thread each, each
+//! with its own listener bound with `SO_REUSEPORT` on the same address, the kernel
+//! spreading new connections among them. Per reactor the embedder gets its [`Remote`] and
+//! its [`Stats`] ([`ReactorsHandle`]); one call shuts all down gracefully, and
+//! [`Reactors::join`] returns once all have drained. A reactor thread that panics is not
+//! restarted: the others are shut down gracefully at once and `join` reports
+//! [`ReactorsError::Panicked`].
+//!
+//! What several reactors do **not** do yet: act as one gateway. Each reactor's connections,
+//! rooms and sessions are its own. The seam for that exists ([`gateway::bus`]: the `Bus`
+//! trait, a versioned binary envelope that refuses foreign or malformed bytes, and an
+//! in-process backend of bounded queues whose losses are counted and reported to the
+//! receiver as gaps); the gateway engine does not publish to it yet.
+//!
 //! # Non-goals
 //!
-//! TLS (terminate it in front), permessage-deflate, HTTP/2, multi-threaded reactors (run one
-//! reactor per core with `SO_REUSEPORT` if you need more), and Windows.
+//! TLS (terminate it in front), permessage-deflate, HTTP/2, a reactor shared by several
+//! threads (run several reactors, [`Reactors`]), and Windows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
