@@ -18,6 +18,8 @@
 //!   engine. A full queue refuses the message at once ([`BusError::Full`], counted in
 //!   [`BusStats::full`]); the receiver learns of every loss as a [`Received::Gap`] before
 //!   the next message from that origin.
+//! - [`room`]: a room's home engine ([`home`], a stable hash of its name), which gives the
+//!   room one order, and the body of a room dispatch ([`RoomDispatch`]).
 //!
 //! The answer to a gap (to be built with the engine's use of the bus): the receiving
 //! engine cannot know which events it missed, so its members of the rooms involved must not
@@ -28,9 +30,11 @@
 
 pub mod envelope;
 pub mod local;
+pub mod room;
 
 pub use envelope::{Envelope, EnvelopeError, Kind};
 pub use local::{LocalBus, LocalBusEnd, WakeSlot};
+pub use room::{home, RoomBodyError, RoomDispatch};
 
 use std::fmt;
 use std::sync::Arc;
