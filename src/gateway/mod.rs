@@ -20,6 +20,7 @@
 
 mod app;
 pub mod bus;
+mod cluster;
 pub mod config;
 pub mod core;
 pub mod ctx;

@@ -178,7 +178,8 @@ impl<C> ReactorsHandle<C> {
 
     /// Reactor `index`'s [`Stats`], taken on its thread after its next turn (the reactor
     /// is woken for it). Waits at most `timeout`; `None` then, or for no such reactor. A
-    /// reactor that has ended answers with its last figures at once.
+    /// reactor that has ended answers at once with its last figures (those taken when it
+    /// stopped; after a panic, the last ones asked for, if any).
     pub fn stats(&self, index: usize, timeout: Duration) -> Option<Stats> {
         let member = self.members.get(index)?;
         let probe = &member.probe;

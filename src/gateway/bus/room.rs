@@ -36,6 +36,8 @@ pub enum RoomBodyError {
     Truncated,
     /// The event name or the data is not UTF-8.
     Utf8,
+    /// Unknown flag bits.
+    Flags,
 }
 
 impl fmt::Display for RoomBodyError {
@@ -43,19 +45,24 @@ impl fmt::Display for RoomBodyError {
         f.write_str(match self {
             RoomBodyError::Truncated => "truncated room dispatch",
             RoomBodyError::Utf8 => "room dispatch not UTF-8",
+            RoomBodyError::Flags => "room dispatch with unknown flags",
         })
     }
 }
 
 impl std::error::Error for RoomBodyError {}
 
-/// The body of a room dispatch envelope (its topic is the room):
-/// `seq` (u64, big-endian; 0 in a forward, which the home has not sequenced yet), the
-/// event name's length (u16) and the name, then the data (JSON text) to the end.
+/// The body of a room dispatch envelope (its topic is the room), big-endian:
+/// `seq` (u64; reserved for the room's sequence number given by its home, 0 until the home
+/// assigns them), a flag byte (bit 0: `except` present; other bits refused), `except`
+/// (u64, 0 when absent), the event name's length (u16) and the name, then the data (JSON
+/// text) to the end.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct RoomDispatch<'a> {
-    /// The room's sequence number given by its home; 0 before (in a forward).
+    /// The room's sequence number given by its home (0: not assigned).
     pub seq: u64,
+    /// A session that must not get it (the sender's, on the engine that made it).
+    pub except: Option<u64>,
     /// The event name.
     pub event: &'a str,
     /// The event's data, JSON text.
@@ -68,6 +75,8 @@ impl<'a> RoomDispatch<'a> {
     pub fn encode(&self, out: &mut Vec<u8>) -> Option<()> {
         let event_len = u16::try_from(self.event.len()).ok()?;
         out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(u8::from(self.except.is_some()));
+        out.extend_from_slice(&self.except.unwrap_or(0).to_be_bytes());
         out.extend_from_slice(&event_len.to_be_bytes());
         out.extend_from_slice(self.event.as_bytes());
         out.extend_from_slice(self.data.as_bytes());
@@ -76,9 +85,15 @@ impl<'a> RoomDispatch<'a> {
 
     /// Checks `body` and views it as a room dispatch.
     pub fn decode(body: &'a [u8]) -> Result<RoomDispatch<'a>, RoomBodyError> {
-        let (seq, rest) = body
-            .split_first_chunk::<8>()
-            .ok_or(RoomBodyError::Truncated)?;
+        let truncated = RoomBodyError::Truncated;
+        let (seq, rest) = body.split_first_chunk::<8>().ok_or(truncated)?;
+        let (&[flags], rest) = rest.split_first_chunk::<1>().ok_or(truncated)?;
+        let (except, rest) = rest.split_first_chunk::<8>().ok_or(truncated)?;
+        let except = match flags {
+            0 => None,
+            1 => Some(u64::from_be_bytes(*except)),
+            _ => return Err(RoomBodyError::Flags),
+        };
         let (len, rest) = rest
             .split_first_chunk::<2>()
             .ok_or(RoomBodyError::Truncated)?;
@@ -89,6 +104,7 @@ impl<'a> RoomDispatch<'a> {
         let (event, data) = rest.split_at(len);
         Ok(RoomDispatch {
             seq: u64::from_be_bytes(*seq),
+            except,
             event: std::str::from_utf8(event).map_err(|_| RoomBodyError::Utf8)?,
             data: std::str::from_utf8(data).map_err(|_| RoomBodyError::Utf8)?,
         })
@@ -141,14 +157,26 @@ mod tests {
     fn a_room_dispatch_round_trips_and_malformed_bodies_are_refused() {
         let dispatch = RoomDispatch {
             seq: 42,
+            except: Some(7),
             event: "MESSAGE_CREATE",
             data: r#"{"id":"1","content":"hé"}"#,
         };
         let mut body = Vec::new();
         dispatch.encode(&mut body).unwrap();
-        assert_eq!(&body[..10], &[0, 0, 0, 0, 0, 0, 0, 42, 0, 14]);
+        assert_eq!(&body[..8], &[0, 0, 0, 0, 0, 0, 0, 42]);
+        assert_eq!(&body[8..19], &[1, 0, 0, 0, 0, 0, 0, 0, 7, 0, 14]);
         assert_eq!(RoomDispatch::decode(&body), Ok(dispatch));
-        for len in 0..10 + 14 {
+        let mut flags = body.clone();
+        flags[8] = 2;
+        assert_eq!(RoomDispatch::decode(&flags), Err(RoomBodyError::Flags));
+        let mut plain = Vec::new();
+        let no_except = RoomDispatch {
+            except: None,
+            ..dispatch
+        };
+        no_except.encode(&mut plain).unwrap();
+        assert_eq!(RoomDispatch::decode(&plain), Ok(no_except));
+        for len in 0..19 + 14 {
             assert_eq!(
                 RoomDispatch::decode(&body[..len]),
                 Err(RoomBodyError::Truncated),
@@ -156,7 +184,7 @@ mod tests {
             );
         }
         let mut bad = body.clone();
-        bad[10] = 0xFF;
+        bad[19] = 0xFF;
         assert_eq!(RoomDispatch::decode(&bad), Err(RoomBodyError::Utf8));
         let cut_in_char = &body[..body.len() - 3];
         assert_eq!(RoomDispatch::decode(cut_in_char), Err(RoomBodyError::Utf8));
