@@ -52,11 +52,16 @@
 //! restarted: the others are shut down gracefully at once and `join` reports
 //! [`ReactorsError::Panicked`].
 //!
-//! What several reactors do **not** do yet: act as one gateway. Each reactor's connections,
-//! rooms and sessions are its own. The seam for that exists ([`gateway::bus`]: the `Bus`
-//! trait, a versioned binary envelope that refuses foreign or malformed bytes, and an
+//! Gateways on several reactors: the engines talk through a bus ([`gateway::bus`]: the
+//! `Bus` trait, a versioned binary envelope that refuses foreign or malformed bytes, and an
 //! in-process backend of bounded queues whose losses are counted and reported to the
-//! receiver as gaps); the gateway engine does not publish to it yet.
+//! receiver as gaps). An engine joined to a bus ([`gateway::Gateway::attach_bus`]) gives
+//! each room one order: the room's home engine (a stable hash of its name) delivers and
+//! publishes its dispatches, the others forward theirs to it, and every member on every
+//! reactor sees the same events once in that order (a forwarded dispatch costs a second
+//! bus hop). That is all that crosses reactors today: sessions, presence and room sizes,
+//! bans, `dispatch`/`dispatch_all` and resume are each engine's own, and a gap on the bus
+//! is logged, not yet answered; so the gateway examples refuse `--reactors` above 1.
 //!
 //! # Non-goals
 //!

@@ -8,7 +8,8 @@
 //! pointer to another engine's state, so the same trait serves a network between nodes (the
 //! next backend: Redis) as well as threads in one process ([`local`]).
 //!
-//! What this module provides today (the foundation; the engine does not use it yet):
+//! What this module provides today (the engine uses it for room dispatches only, see
+//! `gateway/cluster.rs`):
 //!
 //! - [`Bus`]: publish bytes to every other engine or to one, poll what arrived.
 //! - [`envelope`]: the versioned binary envelope; foreign or malformed bytes are refused

@@ -1,5 +1,5 @@
 //! Rooms across engines: which engine is a room's home, and the body of a room dispatch on
-//! the bus. Building blocks only: the engine does not use them yet.
+//! the bus (used by the engine's `gateway/cluster.rs`).
 //!
 //! **One order for every member.** A room's events are sequenced by one engine, its
 //! *home* ([`home`]): a dispatch made on another engine is sent to the home
