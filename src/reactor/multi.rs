@@ -255,6 +255,21 @@ impl<C> fmt::Debug for Reactors<C> {
     }
 }
 
+/// What every reactor thread shares at start: the factory, the config, where to report
+/// its end, and (once all are built) its siblings.
+struct Start<F, C> {
+    factory: Arc<F>,
+    config: Config,
+    exits: mpsc::Sender<usize>,
+    siblings: Arc<OnceLock<ReactorsHandle<C>>>,
+}
+
+/// A reactor thread that was built and runs.
+struct Started<C> {
+    member: Member<C>,
+    thread: JoinHandle<Result<(), Error>>,
+}
+
 impl<C: Send + 'static> Reactors<C> {
     /// Binds `count` listeners on `addr` with `SO_REUSEPORT` (`count` 0: one per available
     /// core; port 0: one free port, shared by all) and starts one reactor thread per
@@ -280,57 +295,23 @@ impl<C: Send + 'static> Reactors<C> {
         for _ in 1..count {
             listeners.push(listen_shared(local_addr, config.listen_backlog).map_err(bind_error)?);
         }
-        let factory = Arc::new(factory);
-        let (exit_tx, exits) = mpsc::channel();
-        let siblings = Arc::new(OnceLock::new());
-        let mut threads = Vec::with_capacity(count);
-        let mut members = Vec::with_capacity(count);
+        let (exits_tx, exits) = mpsc::channel();
+        let start = Start {
+            factory: Arc::new(factory),
+            config,
+            exits: exits_tx,
+            siblings: Arc::new(OnceLock::new()),
+        };
+        let (mut threads, mut members) = (Vec::new(), Vec::new());
         let mut failure = None;
         for (index, listener) in listeners.into_iter().enumerate() {
-            let probe = Arc::new(Probe::default());
-            let (ready_tx, ready) = mpsc::channel::<Ready<C>>();
-            let guard = ExitGuard {
-                index,
-                probe: Arc::clone(&probe),
-                exits: exit_tx.clone(),
-                siblings: Arc::clone(&siblings),
-                clean: false,
-            };
-            let (factory, config) = (Arc::clone(&factory), config.clone());
-            let spawned = std::thread::Builder::new()
-                .name(format!("reactor-{index}"))
-                .spawn(move || reactor_thread(guard, listener, config, &*factory, ready_tx));
-            let thread = match spawned {
-                Ok(thread) => thread,
-                Err(e) => {
-                    failure = Some(ReactorsError::Failed {
-                        reactor: index,
-                        error: e.into(),
-                    });
-                    break;
+            match start_one(&start, index, listener) {
+                Ok(started) => {
+                    members.push(started.member);
+                    threads.push(Some(started.thread));
                 }
-            };
-            match ready.recv() {
-                Ok(Ok(remote)) => {
-                    members.push(Member { remote, probe });
-                    threads.push(Some(thread));
-                }
-                Ok(Err(error)) => {
-                    let _ = thread.join();
-                    failure = Some(ReactorsError::Failed {
-                        reactor: index,
-                        error,
-                    });
-                    break;
-                }
-                // The factory (or the reactor's construction) panicked.
-                Err(_) => {
-                    failure = Some(ended_error(index, thread.join()).unwrap_or_else(|| {
-                        ReactorsError::Failed {
-                            reactor: index,
-                            error: Error::Io(io::Error::other("reactor thread ended early")),
-                        }
-                    }));
+                Err(error) => {
+                    failure = Some(error);
                     break;
                 }
             }
@@ -338,7 +319,7 @@ impl<C: Send + 'static> Reactors<C> {
         let handle = ReactorsHandle {
             members: members.into(),
         };
-        let _ = siblings.set(handle.clone());
+        let _ = start.siblings.set(handle.clone());
         let reactors = Reactors {
             handle,
             threads,
@@ -353,6 +334,55 @@ impl<C: Send + 'static> Reactors<C> {
                 Err(error)
             }
         }
+    }
+}
+
+/// Starts reactor `index`'s thread on `listener` and waits until its reactor is built.
+fn start_one<A, F>(
+    start: &Start<F, A::Command>,
+    index: usize,
+    listener: std::net::TcpListener,
+) -> Result<Started<A::Command>, ReactorsError>
+where
+    A: App + 'static,
+    F: Fn(usize) -> A + Send + Sync + 'static,
+{
+    let probe = Arc::new(Probe::default());
+    let (ready_tx, ready) = mpsc::channel::<Ready<A::Command>>();
+    let guard = ExitGuard {
+        index,
+        probe: Arc::clone(&probe),
+        exits: start.exits.clone(),
+        siblings: Arc::clone(&start.siblings),
+        clean: false,
+    };
+    let (factory, config) = (Arc::clone(&start.factory), start.config.clone());
+    let thread = std::thread::Builder::new()
+        .name(format!("reactor-{index}"))
+        .spawn(move || reactor_thread(guard, listener, config, &*factory, ready_tx))
+        .map_err(|e| ReactorsError::Failed {
+            reactor: index,
+            error: e.into(),
+        })?;
+    match ready.recv() {
+        Ok(Ok(remote)) => Ok(Started {
+            member: Member { remote, probe },
+            thread,
+        }),
+        Ok(Err(error)) => {
+            let _ = thread.join();
+            Err(ReactorsError::Failed {
+                reactor: index,
+                error,
+            })
+        }
+        // The factory (or the reactor's construction) panicked.
+        Err(_) => Err(
+            ended_error(index, thread.join()).unwrap_or_else(|| ReactorsError::Failed {
+                reactor: index,
+                error: Error::Io(io::Error::other("reactor thread ended early")),
+            }),
+        ),
     }
 }
 
