@@ -494,5 +494,5 @@ fn main() -> ExitCode {
         ..cli.serve.config(Config::default())
     };
     let gateway = Gateway::new(chat, I386, gateway_config);
-    serve::serve("chat", cli.serve.listen, config, gateway)
+    serve::serve("chat", &cli.serve, config, gateway)
 }

@@ -52,5 +52,5 @@ fn main() -> ExitCode {
     config.max_payload = cli.max_payload;
     // Echoing means queueing what was received: let a few maximal messages wait.
     config.outbox_limit = config.outbox_limit.max(4 * config.max_payload);
-    serve::serve("echo", cli.serve.listen, config, Echo)
+    serve::serve_reactors("echo", &cli.serve, config, |_| Echo)
 }
