@@ -64,7 +64,7 @@ pub use close::CloseCode;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
-pub use http::{Request, Response};
+pub use http::{OriginPolicy, Request, Response};
 pub use reactor::{Ctx, Reactor, Remote, RemoteError, Stats};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
