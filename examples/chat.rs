@@ -469,8 +469,8 @@ struct Cli {
     /// Channels one user may create per minute (0 is taken as 1)
     #[arg(long, value_name = "N", default_value_t = 10)]
     channel_adds_per_minute: u64,
-    /// A page origin, besides the server's own, that may open the gateway
-    /// (`scheme://host[:port]`, repeatable); any other Origin is refused 403
+    /// A page origin (`scheme://host[:port]`) besides the server's own that may open the
+    /// gateway; any other Origin is refused 403 (repeatable)
     #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = origin)]
     allowed_origins: Vec<String>,
     #[command(flatten)]

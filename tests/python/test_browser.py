@@ -4,7 +4,8 @@ Two pages sign in as alice and bob, chat, see each other typing and present, cre
 channels, delete a message; a server error is shown in words. Bob's page reaches the server
 through a TCP proxy in this test, which cuts its connection and refuses new ones for a while:
 the page says "reconnecting", then resumes its session and shows the events it missed, each
-once. A screenshot of each page is saved in target/screenshots/. Then pages served from two
+once. A screenshot of each page is saved in target/screenshots/ (bob's is chat.png, the one
+in README as docs/chat-client.png). Then pages served from two
 other origins (Python http.server) try to open the gateway: the one given to
 `--allowed-origin` opens, the other is refused (403 before the upgrade, which the browser
 reports as a failed connection).
@@ -283,9 +284,13 @@ def test_two_pages_chat_and_resume_after_a_cut():
         bob.find_element(By.ID, "message").send_keys("see you")
         until(alice, "bob typing in #dev", lambda d: text(d, "#typing") == "bob is typing")
 
+        alice.find_element(By.ID, "message").send_keys("sure")
+        until(bob, "alice typing in #dev", lambda d: text(d, "#typing") == "alice is typing")
+
+        # Bob's page (the resumed one) is docs/chat-client.png.
         os.makedirs(SHOTS, exist_ok=True)
-        assert alice.save_screenshot(os.path.join(SHOTS, "chat.png"))
-        assert bob.save_screenshot(os.path.join(SHOTS, "chat-bob.png"))
+        assert bob.save_screenshot(os.path.join(SHOTS, "chat.png"))
+        assert alice.save_screenshot(os.path.join(SHOTS, "chat-alice.png"))
     finally:
         for d in (alice, bob):
             if d:
