@@ -287,6 +287,14 @@ def test_two_pages_chat_and_resume_after_a_cut():
         alice.find_element(By.ID, "message").send_keys("sure")
         until(bob, "alice typing in #dev", lambda d: text(d, "#typing") == "alice is typing")
 
+        # Heartbeats at hb_int (2 s) keep idle pages connected past the 5 s of silence the
+        # server allows (it would close with 4009, and the page would say "reconnecting").
+        lines = {d: len(d.find_elements(By.CSS_SELECTOR, "#messages li")) for d in (alice, bob)}
+        time.sleep(6.0)
+        for d, user in ((alice, "alice"), (bob, "bob")):
+            assert text(d, "#status") == f"connected as {user}", text(d, "#status")
+            assert len(d.find_elements(By.CSS_SELECTOR, "#messages li")) == lines[d]
+
         # Bob's page (the resumed one) is docs/chat-client.png.
         os.makedirs(SHOTS, exist_ok=True)
         assert bob.save_screenshot(os.path.join(SHOTS, "chat.png"))
