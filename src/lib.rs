@@ -45,7 +45,6 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod app;
 pub mod close;
 pub mod config;
 mod conn_id;
@@ -59,13 +58,12 @@ pub mod timer;
 pub mod wire;
 pub mod ws;
 
-pub use app::{Accept, App, Closed, Message};
 pub use close::CloseCode;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
 pub use http::{OriginPolicy, Request, Response};
-pub use reactor::{Ctx, Reactor, Remote, RemoteError, Stats};
+pub use reactor::{Accept, App, Closed, Ctx, Message, Reactor, Remote, RemoteError, Stats};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

@@ -3,6 +3,7 @@
 //! origin, no Origin, and `--allowed-origin` upgrade; any other Origin, `null` included, is
 //! answered `403` before the upgrade). docs/protocols/chat.md, "The browser client".
 
+mod support;
 mod support_chat;
 
 use std::io::{Read, Write};

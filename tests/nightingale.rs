@@ -3,6 +3,7 @@
 //! plain HTTP/1.1 requests. The protocol is docs/protocols/nightingale.md; these tests pin it.
 //! Set `POSTERN_NIGHTINGALE_BIN` to a built `nightingale` binary to skip the build step.
 
+mod support;
 mod support_music;
 
 use serde_json::{json, Value};
