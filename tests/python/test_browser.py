@@ -208,6 +208,13 @@ def test_two_pages_chat_and_resume_after_a_cut():
     alice = bob = None
     try:
         alice, bob = browser(), browser()
+        # A wrong token: the 4004 in words, and the sign-in form again.
+        alice.get(f"http://{chat.addr}/")
+        alice.find_element(By.ID, "token").send_keys("NOT_A_TOKEN")
+        alice.find_element(By.ID, "signin-button").click()
+        until(alice, "the 4004 in words", lambda d: text(d, "#error") == "wrong token: no user has it")
+        assert alice.find_element(By.ID, "signin").is_displayed()
+        assert not alice.find_element(By.ID, "chat").is_displayed()
         sign_in(alice, f"http://{chat.addr}/", ALICE, "alice")
         # The page is served with its Content-Security-Policy: no inline code.
         assert alice.execute_script("return document.scripts.length") == 1
