@@ -1,5 +1,6 @@
 //! Every limit and interval of the reactor, each with its default and what happens past it.
 
+use crate::http::OriginPolicy;
 use crate::time::Millis;
 use std::fmt;
 
@@ -122,6 +123,12 @@ pub struct Config {
     /// time spent between turns counts as lateness too. Not used once the clock is the
     /// caller's ([`Reactor::turn_at`](crate::Reactor::turn_at)).
     pub stall_threshold: Millis,
+    /// Which `Origin` an upgrade may carry (default [`OriginPolicy::Any`]: not checked, as
+    /// before the policy existed; an embedder serving a browser page should choose
+    /// [`OriginPolicy::SameOrigin`]). Checked after the request is found a valid RFC 6455
+    /// upgrade and before the application sees it; a refused one is answered
+    /// `403 Forbidden` and closed. A request without `Origin` (not a browser) always passes.
+    pub origin_policy: OriginPolicy,
 }
 
 impl Default for Config {
@@ -154,6 +161,7 @@ impl Default for Config {
             events_per_poll: 1024,
             polls_per_turn: 16,
             stall_threshold: Millis(1_000),
+            origin_policy: OriginPolicy::Any,
         }
     }
 }

@@ -87,7 +87,7 @@ pub use close::CloseCode;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
-pub use http::{Request, Response};
+pub use http::{OriginPolicy, Request, Response};
 pub use reactor::{
     Accept, App, Closed, Ctx, Message, Reactor, Reactors, ReactorsError, ReactorsHandle, Remote,
     RemoteError, Stats,

@@ -62,6 +62,7 @@ EXAMPLES = {
         "--max-channels": "10000",
         "--channels-per-user": "100",
         "--channel-adds-per-minute": "10",
+        "--allowed-origin": None,
     },
     "discodo": {
         "--listen": "127.0.0.1:9002",
@@ -98,7 +99,7 @@ EXAMPLES = {
 }
 # A bad value for each kind of value (the <NAME> --help shows).
 BAD = {"N": "abc", "BYTES": "4k", "ADDR": "nowhere", "true|false": "maybe", "PW": "", "T": "",
-       "NAME:TOKEN": "no-colon", "N|auto": "many"}
+       "NAME:TOKEN": "no-colon", "N|auto": "many", "ORIGIN": "nowhere"}
 
 
 def binary(name):
