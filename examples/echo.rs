@@ -52,5 +52,8 @@ fn main() -> ExitCode {
     config.max_payload = cli.max_payload;
     // Echoing means queueing what was received: let a few maximal messages wait.
     config.outbox_limit = config.outbox_limit.max(4 * config.max_payload);
+    // A large limit allows a message in many small fragments (Autobahn 9.3/9.4 send 4 MiB in
+    // 64-byte fragments): keep the per-message fragment bound at one per 64 bytes allowed.
+    config.max_fragments = config.max_fragments.max(config.max_payload / 64);
     serve::serve_reactors("echo", &cli.serve, config, |_| Echo)
 }
