@@ -431,7 +431,3 @@ impl<H: Handler> Gateway<H> {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "engine_tests.rs"]
-mod tests;

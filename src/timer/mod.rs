@@ -37,8 +37,6 @@
 //! two bytes saying which list it is in: 24 bytes plus `T`, rounded up to alignment.
 
 mod slab;
-#[cfg(test)]
-mod tests;
 
 use std::fmt;
 
@@ -399,5 +397,47 @@ impl<T> TimerWheel<T> {
         if *head == NIL {
             lv.occupied &= !(1u64 << slot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The tests that look inside: slot reuse through `TimerId`'s index, and the size of a
+    //! slab entry. The wheel's behaviour suite is tests/timer.rs.
+
+    use super::*;
+
+    #[test]
+    fn stale_ids_after_slot_reuse() {
+        let mut wheel = TimerWheel::new(Millis(0));
+        let old = wheel.insert(Millis(10), 1);
+        assert_eq!(wheel.cancel(old), Some(1));
+        let new = wheel.insert(Millis(20), 2);
+        assert_eq!(new.index, old.index, "the freed cell is reused");
+        assert_ne!(new, old);
+        assert_eq!(wheel.cancel(old), None);
+        assert!(!wheel.reschedule(old, Millis(5)));
+        assert_eq!(wheel.deadline(old), None);
+        assert_eq!(wheel.deadline(new), Some(Millis(20)));
+        // Fired ids go stale too.
+        assert_eq!(wheel.poll(Millis(20)), Some((new, 2)));
+        let newer = wheel.insert(Millis(30), 3);
+        assert_eq!(newer.index, new.index);
+        assert_eq!(wheel.cancel(new), None);
+        assert_eq!(wheel.len(), 1);
+        assert_eq!(wheel.cancel(newer), Some(3));
+    }
+
+    #[test]
+    fn entry_is_small() {
+        // deadline 8 + value 8 + links 8 + generation 4 + home/slot 2, rounded to 32; the
+        // Vacant/Occupied tag lives in the `Home` niche.
+        assert_eq!(std::mem::size_of::<slab::Entry<u64>>(), 32);
+        assert_eq!(std::mem::size_of::<slab::Entry<()>>(), 24);
+        let wheel: TimerWheel<u64> = TimerWheel::with_capacity(Millis(0), 100);
+        assert_eq!(
+            wheel.heap_bytes(),
+            100 * 32 + std::mem::size_of::<TimerWheel<u64>>()
+        );
     }
 }
