@@ -21,7 +21,7 @@ mod serve;
 use clap::builder::NonEmptyStringValueParser;
 use clap::Parser;
 use postern::gateway::dialects::discodo::{code, write_heartbeat_ack, write_payload, Discodo};
-use postern::gateway::secret::{random_hex, secret_eq};
+use postern::gateway::{random_hex, secret_eq};
 use postern::gateway::{
     write_json_str, Admit, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };

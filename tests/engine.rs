@@ -3,14 +3,14 @@
 //! heartbeat, 130 an event (sequenced `{"f":130,"s":n,...}` from the server), 140 READY,
 //! 150 an error `{"c":code,"d":fatal}` followed by a close with that code when fatal.
 
-use postern::close::CloseCode;
-use postern::gateway::config::{DuplicatePolicy, ProbePolicy, RateLimit};
 use postern::gateway::dialects::i386::{code, I386};
 use postern::gateway::driver::Driver;
 use postern::gateway::*;
 use postern::gateway::{DecodeError, Gw, Owner};
-use postern::time::Millis;
+use postern::gateway::{DuplicatePolicy, ProbePolicy, RateLimit};
+use postern::CloseCode;
 use postern::ConnId;
+use postern::Millis;
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 

@@ -1,8 +1,8 @@
 //! Tests of the timer wheel through its public API, including a randomized comparison
 //! against a simple model (the two that look inside the wheel are inline in src/timer/mod.rs).
 
-use postern::time::Millis;
 use postern::timer::*;
+use postern::Millis;
 use std::collections::{BTreeSet, HashMap};
 
 const HOUR: u64 = 3_600_000;

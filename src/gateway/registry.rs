@@ -160,6 +160,7 @@ impl<S> Registry<S> {
     }
 
     /// Whether no session is held.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.sessions.is_empty()
     }
@@ -222,6 +223,7 @@ impl<S> Registry<S> {
     }
 
     /// `owner`'s oldest detached session.
+    #[cfg(any(test, feature = "testing"))]
     pub fn oldest_detached_of(&self, owner: &Owner) -> Option<SessionId> {
         self.detached_of(owner).next()
     }
@@ -332,6 +334,7 @@ impl<S> Registry<S> {
     }
 
     /// Rooms that exist (have members).
+    #[cfg(any(test, feature = "testing"))]
     pub fn rooms(&self) -> impl Iterator<Item = &str> {
         self.rooms.keys().map(|k| &**k)
     }

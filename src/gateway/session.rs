@@ -14,7 +14,7 @@
 
 use super::config::GatewayConfig;
 use super::dialect::{GatewayError, Op};
-pub use super::secret::{os_random, random_session_id, random_u64, SessionId, MAX_SAFE_INTEGER};
+pub use super::secret::SessionId;
 pub use crate::rate::TokenBucket;
 use crate::time::Millis;
 
@@ -70,6 +70,7 @@ impl ConnSession {
     }
 
     /// The current stage.
+    #[cfg(any(test, feature = "testing"))]
     pub fn stage(&self) -> Stage {
         self.stage
     }
@@ -204,6 +205,7 @@ mod tests {
 
     use super::*;
     use crate::gateway::config::{ProbePolicy, RateLimit};
+    use crate::gateway::secret::{random_session_id, MAX_SAFE_INTEGER};
     use serde_json::value::RawValue;
     use std::borrow::Cow;
 

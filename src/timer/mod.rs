@@ -56,12 +56,12 @@ const TOP_SLOT_SHIFT: u32 = SLOT_BITS * TOP as u32;
 /// Deadlines differing from `elapsed` in this bit or above go to the top level.
 const TOP_SPLIT: u64 = 1 << TOP_SLOT_SHIFT;
 
-/// Handle to a scheduled timer, returned by [`TimerWheel::insert`] and by
-/// [`TimerWheel::poll`] when the timer fires.
+/// Handle to a scheduled timer, returned by `TimerWheel::insert` and by
+/// `TimerWheel::poll` when the timer fires.
 ///
 /// It is the timer's slab index plus a generation counter. Once the timer has fired or been
 /// cancelled its cell may be reused by another timer, but with a new generation, so
-/// [`TimerWheel::cancel`], [`TimerWheel::reschedule`] and [`TimerWheel::deadline`] on a
+/// `TimerWheel::cancel`, `TimerWheel::reschedule` and `TimerWheel::deadline` on a
 /// stale id return `None`/`false` instead of touching the other timer. (A cell's
 /// generation wraps after 2^32 reuses; an id held across that many reuses of the same cell
 /// could alias. The reactor drops ids when their timer fires or is cancelled.)
@@ -188,6 +188,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// The deadline a pending timer was given (unclamped), or `None` if `id` is stale.
+    #[cfg(any(test, feature = "testing"))]
     pub fn deadline(&self, id: TimerId) -> Option<Millis> {
         self.slab
             .get_live(id.index, id.generation)
@@ -254,6 +255,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// Whether no timer is pending.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.slab.len() == 0
     }
@@ -273,6 +275,7 @@ impl<T> TimerWheel<T> {
     /// Bytes of memory the wheel holds: slab capacity × entry size, plus the fixed part (the
     /// struct itself, including the slot heads of all levels, ~1.6 KiB). For footprint
     /// accounting; the values' own heap allocations, if any, are not included.
+    #[cfg(any(test, feature = "testing"))]
     pub fn heap_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<slab::Entry<T>>() + std::mem::size_of::<Self>()
     }
