@@ -25,7 +25,7 @@ use postern::gateway::{random_hex, secret_eq};
 use postern::gateway::{
     write_json_str, Admit, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };
-use postern::timer::TimerId;
+use postern::TimerId;
 use postern::{Config, ConnId, Millis, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;
