@@ -4,8 +4,8 @@
 //! Run with `cargo bench --bench timer`.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use postern::time::Millis;
 use postern::timer::{TimerId, TimerWheel};
+use postern::Millis;
 use std::hint::black_box;
 
 /// Timers live throughout each benchmark.

@@ -21,11 +21,11 @@ mod serve;
 use clap::builder::NonEmptyStringValueParser;
 use clap::Parser;
 use postern::gateway::dialects::discodo::{code, write_heartbeat_ack, write_payload, Discodo};
-use postern::gateway::secret::{random_hex, secret_eq};
+use postern::gateway::{random_hex, secret_eq};
 use postern::gateway::{
     write_json_str, Admit, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };
-use postern::timer::TimerId;
+use postern::TimerId;
 use postern::{Config, ConnId, Millis, Request};
 use serde::Deserialize;
 use serde_json::value::RawValue;

@@ -34,7 +34,7 @@ use postern::gateway::{
     random_hex, secret_eq, Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler,
     SessionId,
 };
-use postern::timer::TimerId;
+use postern::TimerId;
 use postern::{Config, ConnId, Millis, Request, Response};
 use rest::{error, ok, Obj, Page};
 use serde_json::value::RawValue;

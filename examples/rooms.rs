@@ -22,7 +22,7 @@ mod wall_clock;
 use clap::builder::NonEmptyStringValueParser;
 use clap::Parser;
 use postern::gateway::dialects::rooms::{code, event, write_packet, Rooms, SERVER_HEARTBEAT};
-use postern::gateway::secret::secret_eq;
+use postern::gateway::secret_eq;
 use postern::gateway::SessionId;
 use postern::gateway::{
     Admit, DecodeError, Gateway, GatewayConfig, GatewayError, Gw, Handler, ProbePolicy,

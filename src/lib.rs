@@ -7,12 +7,12 @@
 //! wire  ←  http, ws  ←  reactor  ←  gateway        (time, close, timer: leaves)
 //! ```
 //!
-//! - [`wire`]: frame header, masking, UTF-8 and close payload codecs over byte slices.
+//! - `wire`: frame header, masking, UTF-8 and close payload codecs over byte slices.
 //! - [`http`]: the HTTP/1.1 upgrade and plain requests, parsed in place with `httparse`.
-//! - [`ws`]: one WebSocket connection's receive machine ([`ws::WsConn`]), message assembly,
+//! - `ws`: one WebSocket connection's receive machine (`ws::WsConn`), message assembly,
 //!   shared frames and the bounded outbox.
-//! - [`timer`]: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
-//! - [`reactor`]: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
+//! - `timer`: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
+//! - `reactor`: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
 //!   [`Remote`], and [`Reactors`] (several reactors on one port). Applications implement
 //!   [`App`].
 //! - [`gateway`]: the session lifecycle: implement [`gateway::Handler`] and pick or write a
@@ -25,6 +25,25 @@
 //!
 //! Leaf types shared by every layer: [`ConnId`] (a connection's identity), [`Millis`],
 //! [`CloseCode`], [`SendError`].
+//!
+//! # Public surface and the `testing` feature
+//!
+//! An embedder sees the crate root (the reactor, its [`Config`], the [`App`] family,
+//! [`Request`]/[`Response`], [`SharedFrame`]/[`SharedPayload`], the leaf types and errors),
+//! [`gateway`] (the engine, [`gateway::Handler`], [`gateway::Dialect`] and what a dialect
+//! implementation needs, [`gateway::Link`], the bundled [`gateway::dialects`], the
+//! secrets helpers) and [`http`]'s query helpers. The layers' modules are files of the
+//! crate: none of `reactor`, `config`, `close`, `time`, `error` or the gateway's own
+//! submodules is a public path; everything they export for embedders is re-exported at the
+//! root or at `gateway`.
+//!
+//! The cargo feature `testing` (off by default; for tests, benches and the fuzz crate, not
+//! for serving) additionally makes public the sans-IO internals those reach: the modules
+//! `wire`, `ws` (`WsConn`, the outbox), `timer` (`TimerWheel`), `gateway::driver` (the
+//! in-memory driver), `gateway::registry`, `gateway::replay` and `gateway::session`, the
+//! HTTP codec functions (`http::parse_request`, `http::validate_upgrade`,
+//! `http::write_response`, ...), and a few inspection methods (`Gateway::registry`, the
+//! `heap_bytes`/`len` accessors). Nothing under it is covered by semver.
 //!
 //! # Guarantees
 //!
@@ -69,22 +88,40 @@
 //! threads (run several reactors, [`Reactors`]), and Windows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
+#![warn(unreachable_pub)]
 
-pub mod close;
-pub mod config;
+mod close;
+mod config;
 mod conn_id;
-pub mod error;
+mod error;
 pub mod gateway;
 pub mod http;
-pub mod rate;
-pub mod reactor;
-pub mod time;
+mod rate;
+mod reactor;
+mod time;
+
+// The sans-IO layers below the reactor: public only with the `testing` feature (for the
+// integration tests, benches and the fuzz crate); an embedder sees what the crate root and
+// `gateway` re-export. Their items are `pub` so that the feature can expose them, hence
+// `unreachable_pub` is checked for them in the `testing` build only.
+#[cfg(feature = "testing")]
 pub mod timer;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod timer;
+#[cfg(feature = "testing")]
 pub mod wire;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod wire;
+#[cfg(feature = "testing")]
 pub mod ws;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod ws;
 
 pub use close::CloseCode;
-pub use config::Config;
+pub use config::{Config, ConfigError, MAX_PAYLOAD_LIMIT};
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
 pub use http::{OriginPolicy, Request, Response};
@@ -93,6 +130,7 @@ pub use reactor::{
     RemoteError, Stats,
 };
 pub use time::Millis;
+pub use timer::TimerId;
 pub use ws::{SharedFrame, SharedPayload};
 
 /// The README's examples, compiled and run as doctests.

@@ -123,7 +123,7 @@ pub fn voice_state(
         VoiceChange::Reconnected => "reconnect_gateway",
     };
     let mut b = [0u8; 4];
-    if postern::gateway::session::os_random(&mut b).is_ok() {
+    if postern::gateway::os_random(&mut b).is_ok() {
         g.ssrc = u32::from_le_bytes(b).max(1);
     }
     let data = Obj::new()

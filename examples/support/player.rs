@@ -25,8 +25,8 @@
 #![allow(dead_code)]
 
 use postern::gateway::{Gw, Handler};
-use postern::timer::TimerId;
 use postern::Millis;
+use postern::TimerId;
 use serde::Deserialize;
 use std::collections::VecDeque;
 

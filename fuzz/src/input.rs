@@ -2,7 +2,7 @@
 //!
 //! Mounted as `crate::input` by the fuzz crate and by `tests/properties.rs` alike.
 
-use postern::gateway::config::{DuplicatePolicy, GatewayConfig, ProbePolicy, RateLimit};
+use postern::gateway::{DuplicatePolicy, GatewayConfig, ProbePolicy, RateLimit};
 use postern::Millis;
 
 /// Reads an input as a sequence of small numbers (zeros once it runs out).

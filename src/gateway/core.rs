@@ -38,7 +38,7 @@ impl<S> GwConn<S> {
 }
 
 /// The engine's state apart from the handler.
-pub struct GwCore<H: Handler> {
+pub(crate) struct GwCore<H: Handler> {
     pub(crate) dialect: H::Dialect,
     pub(crate) config: GatewayConfig,
     pub(crate) registry: Registry<H::Session>,

@@ -5,7 +5,7 @@
 //! the server's payloads. Decoding borrows from the message (`RawValue` for data that passes
 //! through untouched) and never panics: malformed input is a [`DecodeError`].
 
-pub use super::error::{Answer, DecodeError, GatewayError};
+pub(super) use super::error::{Answer, DecodeError, GatewayError};
 use super::secret::SessionId;
 use crate::close::CloseCode;
 use crate::time::Millis;

@@ -90,7 +90,9 @@ impl<H: Handler> Gateway<H> {
         &self.core.config
     }
 
-    /// Every session and room, for inspection (tests, the fuzz model).
+    /// Every session and room, for inspection (tests, the fuzz model; cargo feature
+    /// `testing`).
+    #[cfg(any(test, feature = "testing"))]
     pub fn registry(&self) -> &Registry<H::Session> {
         &self.core.registry
     }
@@ -433,7 +435,3 @@ impl<H: Handler> Gateway<H> {
         }
     }
 }
-
-#[cfg(test)]
-#[path = "engine_tests.rs"]
-mod tests;

@@ -1,21 +1,25 @@
 //! The gateway engine: the Discord-style session lifecycle above the WebSocket transport.
 //!
-//! - [`session`]: the per-connection machine (identify first, heartbeat and identify
+//! Its files, listed here, are not public paths: what an embedder needs is re-exported
+//! below; `session`, `replay`, `registry` and `driver` are public modules only with the
+//! cargo feature `testing` (see the crate doc).
+//!
+//! - `session`: the per-connection machine (identify first, heartbeat and identify
 //!   deadlines, server probes, rate limits), sans-IO.
-//! - [`replay`]: the bounded per-session replay buffer for resume.
-//! - [`registry`]: sessions by id and rooms by name, and the session quotas per
-//!   [`owner`].
-//! - [`dialect`]: how a protocol spells its envelope ([`Dialect`]); [`error`]: what the
+//! - `replay`: the bounded per-session replay buffer for resume.
+//! - `registry`: sessions by id and rooms by name, and the session quotas per
+//!   `owner`.
+//! - `dialect`: how a protocol spells its envelope ([`Dialect`]); `error`: what the
 //!   engine may have to tell a client ([`GatewayError`]) and a dialect's [`Answer`].
-//! - [`handler`]: what an application implements ([`Handler`]).
-//! - [`engine`]: [`Gateway`], the engine: one `handle_*` method per lifecycle event, on
-//!   the primitives of [`core`], acting only through a [`Link`] ([`link`]).
+//! - `handler`: what an application implements ([`Handler`]).
+//! - `engine`: [`Gateway`], the engine: one `handle_*` method per lifecycle event, on
+//!   the primitives of `core`, acting only through a [`Link`] (`link`).
 //! - The reactor adapter (private `app.rs`): `Gateway` as an [`App`](crate::App), the
 //!   reactor's [`Ctx`](crate::Ctx) as its `Link`.
 //! - `driver` (cargo feature `testing`): the in-memory `Link` and driver for tests and
 //!   fuzzing (fake clock, recorded frames, ordered timers).
-//! - [`secret`]: session ids, the OS randomness, constant-time comparison, random tokens.
-//! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
+//! - `secret`: session ids, the OS randomness, constant-time comparison, random tokens.
+//! - `remote`: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
 //! - [`bus`]: the seam between the engines of several reactors (or nodes); the engine's
 //!   side is the private `cluster.rs` ([`Gateway::attach_bus`], [`Gateway::handle_bus`]).
@@ -23,25 +27,41 @@
 mod app;
 pub mod bus;
 mod cluster;
-pub mod config;
-pub mod core;
-pub mod ctx;
-pub mod dialect;
+mod config;
+mod core;
+mod ctx;
+mod dialect;
 pub mod dialects;
 #[cfg(any(test, feature = "testing"))]
 pub mod driver;
-pub mod engine;
-pub mod error;
-pub mod handler;
-pub mod link;
-pub mod owner;
+mod engine;
+mod error;
+mod handler;
+mod link;
+mod owner;
+mod remote;
+mod secret;
+
+// The engine's parts below the `Gateway` API: public only with the `testing` feature (the
+// fuzz model and tests/ read the registry and drive the session machine and replay buffer).
+#[cfg(feature = "testing")]
 pub mod registry;
-pub mod remote;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod registry;
+#[cfg(feature = "testing")]
 pub mod replay;
-pub mod secret;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod replay;
+#[cfg(feature = "testing")]
 pub mod session;
+#[cfg(not(feature = "testing"))]
+#[allow(unreachable_pub)]
+mod session;
 
 pub use self::core::GwConn;
+pub use crate::rate::TokenBucket;
 pub use config::{DuplicatePolicy, GatewayConfig, ProbePolicy, RateLimit};
 pub use ctx::Gw;
 pub use dialect::{write_json_str, Dialect, Op, Ready};
@@ -51,5 +71,4 @@ pub use handler::{Admit, Handler};
 pub use link::Link;
 pub use owner::Owner;
 pub use remote::{GatewayRemote, GwCommand};
-pub use secret::{random_hex, random_uuid, secret_eq};
-pub use session::{SessionId, TokenBucket};
+pub use secret::{os_random, random_hex, random_uuid, secret_eq, SessionId};

@@ -59,16 +59,19 @@ impl ReplayBuffer {
     }
 
     /// Events held.
+    #[cfg(any(test, feature = "testing"))]
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
     /// Whether nothing is held.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
     /// Payload bytes held.
+    #[cfg(any(test, feature = "testing"))]
     pub fn bytes(&self) -> usize {
         self.bytes
     }

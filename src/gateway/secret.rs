@@ -8,7 +8,7 @@ use std::fmt;
 use std::io::Read;
 
 /// A session's identifier: 53 bits from the operating system's randomness (see
-/// [`random_session_id`]), so that no one can guess another client's session, and every
+/// `random_session_id`), so that no one can guess another client's session, and every
 /// JSON reader (JavaScript's `JSON.parse` included) reads it exactly. A credential: neither its `Display` nor its `Debug`
 /// prints the number; a dialect spells it with [`SessionId::get`].
 #[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -47,7 +47,7 @@ pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
 }
 
 /// A random `u64` from the OS (0 is never returned).
-pub fn random_u64() -> std::io::Result<u64> {
+pub(super) fn random_u64() -> std::io::Result<u64> {
     let mut b = [0u8; 8];
     os_random(&mut b)?;
     Ok(u64::from_le_bytes(b).max(1))
@@ -55,12 +55,12 @@ pub fn random_u64() -> std::io::Result<u64> {
 
 /// The largest integer every JSON reader holds exactly: 2^53 − 1, JavaScript's
 /// `Number.MAX_SAFE_INTEGER`. Integers a server sends as JSON numbers stay at or below it.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+pub(super) const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 
 /// A random session id: 53 random bits from the OS, never 0, never above
 /// [`MAX_SAFE_INTEGER`], so that a client parsing JSON numbers as doubles sends back the
 /// id it was given.
-pub fn random_session_id() -> std::io::Result<SessionId> {
+pub(super) fn random_session_id() -> std::io::Result<SessionId> {
     Ok(SessionId((random_u64()? & MAX_SAFE_INTEGER).max(1)))
 }
 

@@ -1,15 +1,15 @@
 //! The HTTP/1.1 side of the WebSocket upgrade, sans-IO: plain functions and types over byte
 //! slices, with no sockets, no clock and no state between calls.
 //!
-//! - [`parse_request`] parses a request head in place with `httparse` over a caller-provided
+//! - `parse_request` parses a request head in place with `httparse` over a caller-provided
 //!   header array (normally `[httparse::EMPTY_HEADER; MAX_HEADERS]` on the stack). The
 //!   resulting [`Request`] borrows the read buffer, so nothing is copied; it answers the
 //!   questions the reactor asks (body length, keep-alive, does it want a WebSocket?) and the
 //!   ones an application asks (path, query parameters, headers).
-//! - [`validate_upgrade`] checks an upgrade request against RFC 6455 §4.2.1 and returns its
-//!   [`Upgrade`] parts; [`accept_key`] derives `Sec-WebSocket-Accept`.
+//! - `validate_upgrade` checks an upgrade request against RFC 6455 §4.2.1 and returns its
+//!   `Upgrade` parts; `accept_key` derives `Sec-WebSocket-Accept`.
+//! - `Response`, `write_response` and `write_switching_protocols` serialise the answers,
 //! - [`OriginPolicy`] says which `Origin` may upgrade (checked before the application).
-//! - [`Response`], [`write_response`] and [`write_switching_protocols`] serialise the answers,
 //!   never letting a CR or LF from an application header split the response.
 //! - [`HttpError`] is the single error type of this layer: every variant knows its status code
 //!   and a short reason used as the response body ([`Response::from_error`]).
@@ -19,14 +19,30 @@
 
 mod origin;
 mod query;
+// The codec functions are public only with the `testing` feature (tests/, benches, fuzz);
+// an embedder sees `Request`, `Response` and the query helpers.
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod request;
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod response;
+#[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod upgrade;
 
 pub use origin::OriginPolicy;
 pub use query::{percent_decode, NotUtf8};
-pub use request::{parse_request, Parsed, Request, MAX_HEADERS};
-pub use response::{reason_phrase, write_response, write_switching_protocols, Response};
+pub use request::Request;
+#[cfg(feature = "testing")]
+pub use request::{parse_request, Parsed, MAX_HEADERS};
+#[cfg(not(feature = "testing"))]
+pub(crate) use request::{parse_request, Parsed, MAX_HEADERS};
+pub use response::Response;
+#[cfg(feature = "testing")]
+pub use response::{reason_phrase, write_response, write_switching_protocols};
+#[cfg(not(feature = "testing"))]
+pub(crate) use response::{reason_phrase, write_response, write_switching_protocols};
+#[cfg(not(feature = "testing"))]
+pub(crate) use upgrade::validate_upgrade;
+#[cfg(feature = "testing")]
 pub use upgrade::{accept_key, validate_upgrade, Upgrade};
 
 use std::fmt;
@@ -52,7 +68,7 @@ pub enum HttpError {
     /// `426 Upgrade Required`: `Sec-WebSocket-Version` is missing or not `13`. The response must
     /// carry `Sec-WebSocket-Version: 13` ([`Response::from_error`] adds it).
     UnsupportedVersion,
-    /// `431 Request Header Fields Too Large`: more than [`MAX_HEADERS`] header fields, or (as
+    /// `431 Request Header Fields Too Large`: more than `MAX_HEADERS` header fields, or (as
     /// decided by the caller) a head that outgrew its buffer while still incomplete.
     HeadersTooLarge,
 }

@@ -11,7 +11,7 @@ use super::HttpError;
 pub const MAX_HEADERS: usize = 64;
 
 /// A parsed request head, borrowing the caller's read buffer (`'b`) and header array (`'h`) so
-/// that parsing copies nothing. Produced by [`parse_request`].
+/// that parsing copies nothing. Produced by `parse_request`.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'h, 'b> {
     method: &'b str,
@@ -138,7 +138,7 @@ impl<'h, 'b> Request<'h, 'b> {
 
     /// The first value of query parameter `name`, percent-decoded with `+` as space (invalid
     /// escapes kept literally); `None` if absent. `?a=` and `?a` both give `Some("")`.
-    /// Borrowed from the buffer when nothing needed decoding. Exact: [`parse_request`]
+    /// Borrowed from the buffer when nothing needed decoding. Exact: `parse_request`
     /// refused any target with a component that does not decode to UTF-8.
     pub fn query_param(&self, name: &str) -> Option<Cow<'b, str>> {
         find_param(self.query(), name).and_then(Result::ok)
@@ -227,7 +227,7 @@ impl<'h, 'b> Request<'h, 'b> {
 
     /// Whether the request asks for a WebSocket upgrade at all: an `Upgrade` header whose
     /// comma-separated tokens include `websocket` (case-insensitive). Such a request goes to
-    /// [`super::validate_upgrade`]; others are plain HTTP requests.
+    /// `super::validate_upgrade`; others are plain HTTP requests.
     pub fn wants_websocket(&self) -> bool {
         self.has_token("upgrade", "websocket")
     }

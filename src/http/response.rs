@@ -36,12 +36,12 @@ pub fn reason_phrase(status: u16) -> &'static str {
 }
 
 /// An owned HTTP response: what an application returns for a plain request or to refuse an
-/// upgrade, serialised by [`write_response`].
+/// upgrade, serialised by `write_response`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     /// Status code; outside `100..=999` it is written as 500.
     pub status: u16,
-    /// Extra headers in order (framing headers are added by [`write_response`]).
+    /// Extra headers in order (framing headers are added by `write_response`).
     pub headers: Vec<(String, String)>,
     /// The body; its length becomes `Content-Length`.
     pub body: Vec<u8>,

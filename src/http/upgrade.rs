@@ -23,6 +23,7 @@ impl<'b> Upgrade<'b> {
 
     /// The subprotocols offered in [`Upgrade::protocols`], split on commas and trimmed, in
     /// the client's order of preference.
+    #[cfg(any(test, feature = "testing"))]
     pub fn offered_protocols(&self) -> impl Iterator<Item = &'b str> {
         self.protocols
             .into_iter()

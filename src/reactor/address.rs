@@ -37,7 +37,7 @@ pub(crate) enum AddressVerdict {
 
 /// The key a peer is counted under: IPv4 as is (an IPv4-mapped IPv6 address as the IPv4
 /// address it maps), IPv6 with all but its first `prefix` bits cleared.
-pub fn address_key(ip: IpAddr, prefix: u8) -> IpAddr {
+pub(super) fn address_key(ip: IpAddr, prefix: u8) -> IpAddr {
     match ip {
         IpAddr::V4(_) => ip,
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
@@ -57,7 +57,7 @@ pub fn address_key(ip: IpAddr, prefix: u8) -> IpAddr {
 impl<A: App> Core<A> {
     /// Judges a new socket from `peer` against the per-address limits, counting it when it
     /// is within them.
-    pub fn admit_address(&mut self, peer: SocketAddr) -> AddressVerdict {
+    pub(crate) fn admit_address(&mut self, peer: SocketAddr) -> AddressVerdict {
         let ip = peer.ip();
         if ip.is_loopback() && !self.config.limit_loopback {
             return AddressVerdict::Exempt;
@@ -83,7 +83,7 @@ impl<A: App> Core<A> {
     }
 
     /// Takes back the count of a counted socket (removed, or never given a slot).
-    pub fn forget_address(&mut self, peer: SocketAddr) {
+    pub(crate) fn forget_address(&mut self, peer: SocketAddr) {
         let key = address_key(peer.ip(), self.config.ipv6_prefix);
         if let Some(per) = self.per_ip.get_mut(&key) {
             per.sockets = per.sockets.saturating_sub(1);
@@ -91,7 +91,7 @@ impl<A: App> Core<A> {
     }
 
     /// Forgets addresses that hold no socket and whose rate bucket is full again.
-    pub fn sweep_addresses(&mut self) {
+    pub(crate) fn sweep_addresses(&mut self) {
         let (now, rate) = (self.now, self.config.new_connections_per_ip);
         self.per_ip
             .retain(|_, per| per.sockets > 0 || !per.bucket.is_full(now, rate, RATE_WINDOW));

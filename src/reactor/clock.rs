@@ -34,7 +34,7 @@ pub(super) struct PollSpan {
 
 impl Clock {
     /// The OS clock, starting now.
-    pub fn os() -> Clock {
+    pub(super) fn os() -> Clock {
         Clock::Os(OsClock {
             epoch: Instant::now(),
             last_raw: Millis::ZERO,
@@ -43,7 +43,7 @@ impl Clock {
     }
 
     /// The raw clock now (`current` for a manual clock, which only moves when set).
-    pub fn raw(&self, current: Millis) -> Millis {
+    pub(super) fn raw(&self, current: Millis) -> Millis {
         match self {
             Clock::Os(os) => Millis::from_duration(os.epoch.elapsed()),
             Clock::Manual => current,
@@ -51,7 +51,7 @@ impl Clock {
     }
 
     /// `raw` as the reactor's time: less what stalls left out.
-    pub fn reactor_time(&self, raw: Millis) -> Millis {
+    pub(super) fn reactor_time(&self, raw: Millis) -> Millis {
         match self {
             Clock::Os(os) => raw - os.skipped,
             Clock::Manual => raw,
@@ -60,7 +60,7 @@ impl Clock {
 
     /// The reactor's time after `poll`, or `None` when the clock is manual (it stays as
     /// set). See [`OsClock::advance`].
-    pub fn after_poll(&mut self, poll: PollSpan, stall_threshold: Millis) -> Option<Millis> {
+    pub(super) fn after_poll(&mut self, poll: PollSpan, stall_threshold: Millis) -> Option<Millis> {
         match self {
             Clock::Os(os) => Some(os.advance(poll, stall_threshold)),
             Clock::Manual => None,

@@ -83,18 +83,18 @@ pub(crate) struct Core<A: App> {
     pub sweep_armed: bool,
 }
 
-pub use crate::error::SendError;
+pub(crate) use crate::error::SendError;
 
 impl<A: App> Core<A> {
     /// The entry of a live connection, if `id` is still its current id.
-    pub fn get(&self, id: ConnId) -> Option<&Entry<A::Conn>> {
+    pub(crate) fn get(&self, id: ConnId) -> Option<&Entry<A::Conn>> {
         self.conns
             .get(id.index())
             .filter(|e| e.generation == id.generation())
     }
 
     /// The id of every connection held, in any phase (for a loop that may remove them).
-    pub fn all_ids(&self) -> Vec<ConnId> {
+    pub(crate) fn all_ids(&self) -> Vec<ConnId> {
         self.conns
             .iter()
             .map(|(index, e)| ConnId::new(index, e.generation))
@@ -102,7 +102,7 @@ impl<A: App> Core<A> {
     }
 
     /// Mutable [`Core::get`].
-    pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Entry<A::Conn>> {
+    pub(crate) fn get_mut(&mut self, id: ConnId) -> Option<&mut Entry<A::Conn>> {
         slot(&mut self.conns, id)
     }
 
@@ -116,7 +116,7 @@ impl<A: App> Core<A> {
 
     /// Queues an application message (or a frame built by `push`) to an open connection,
     /// enforcing the outbox cap.
-    pub fn send_with(
+    pub(crate) fn send_with(
         &mut self,
         id: ConnId,
         len: usize,
@@ -149,7 +149,7 @@ impl<A: App> Core<A> {
     /// have been offered (a busy turn can queue more than the cap to a healthy reader):
     /// it is written now, and only what the kernel will not take counts. A connection the
     /// write drops (an error) is not over: it is gone.
-    pub fn backlog_over(&mut self, id: ConnId, max: usize) -> bool {
+    pub(crate) fn backlog_over(&mut self, id: ConnId, max: usize) -> bool {
         match slot(&mut self.conns, id) {
             Some(entry) if entry.outbox.len() > max => {}
             _ => return false,
@@ -161,7 +161,7 @@ impl<A: App> Core<A> {
     /// Queues a control frame regardless of the cap: used for frames there is at most one
     /// of per peer action we wait for (the Close answering the peer's, our own keepalive
     /// Ping). Pongs go through [`Core::send_with`]: a peer can ask for them without end.
-    pub fn push_control(&mut self, id: ConnId, opcode: OpCode, payload: &[u8]) {
+    pub(crate) fn push_control(&mut self, id: ConnId, opcode: OpCode, payload: &[u8]) {
         if let Some(entry) = slot(&mut self.conns, id) {
             entry.outbox.push_frame(&mut self.pool, opcode, payload);
             Self::mark_dirty(&mut self.dirty, entry, id);
@@ -169,7 +169,7 @@ impl<A: App> Core<A> {
     }
 
     /// Queues raw bytes (an HTTP response).
-    pub fn push_bytes(&mut self, id: ConnId, bytes: &[u8]) {
+    pub(crate) fn push_bytes(&mut self, id: ConnId, bytes: &[u8]) {
         if let Some(entry) = slot(&mut self.conns, id) {
             entry.outbox.push_bytes(&mut self.pool, bytes);
             Self::mark_dirty(&mut self.dirty, entry, id);
@@ -185,7 +185,7 @@ impl<A: App> Core<A> {
     }
 
     /// (Re)arms a connection's single deadline timer.
-    pub fn arm(&mut self, id: ConnId, at: Millis) {
+    pub(crate) fn arm(&mut self, id: ConnId, at: Millis) {
         let Some(entry) = self.get_mut(id) else {
             return;
         };
@@ -204,12 +204,12 @@ impl<A: App> Core<A> {
     /// Starts the server side of the closing handshake: queues a Close frame, hands the
     /// application state to the `on_close` queue, and arms the close deadline. Nothing
     /// happens for a connection already closing.
-    pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
+    pub(crate) fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
         self.close_as(id, code, reason, Closed::ByServer(code));
     }
 
     /// [`Core::close`] with an explicit reason for `on_close`.
-    pub fn close_as(&mut self, id: ConnId, code: CloseCode, reason: &str, why: Closed) {
+    pub(crate) fn close_as(&mut self, id: ConnId, code: CloseCode, reason: &str, why: Closed) {
         let Some(entry) = self.get_mut(id) else {
             return;
         };
@@ -248,7 +248,7 @@ impl<A: App> Core<A> {
     }
 
     /// Ends a connection's closing handshake: flush, half-close, wait for EOF.
-    pub fn drain(&mut self, id: ConnId) {
+    pub(crate) fn drain(&mut self, id: ConnId) {
         let at = self.now + self.config.close_timeout;
         if let Some(entry) = slot(&mut self.conns, id) {
             entry.phase.drain(AfterFlush::HalfClose);
@@ -261,7 +261,7 @@ impl<A: App> Core<A> {
     /// close the socket as soon as our last bytes are written. The peer sends nothing after
     /// its Close, so closing at once cannot reset data it has not read; it saves a
     /// half-close, a wake-up and a read per connection.
-    pub fn finish(&mut self, id: ConnId) {
+    pub(crate) fn finish(&mut self, id: ConnId) {
         let at = self.now + self.config.close_timeout;
         if let Some(entry) = slot(&mut self.conns, id) {
             entry.phase.drain(AfterFlush::Drop);
@@ -272,7 +272,7 @@ impl<A: App> Core<A> {
 
     /// Removes a connection now: closes the socket, cancels its timer, and queues
     /// `on_close` (as `why`) if the application still held its state.
-    pub fn remove(&mut self, id: ConnId, why: Closed) {
+    pub(crate) fn remove(&mut self, id: ConnId, why: Closed) {
         if self.get(id).is_none() {
             return;
         }
@@ -300,7 +300,7 @@ impl<A: App> Core<A> {
 
     /// Writes a connection's queued output; keeps WRITABLE interest only while some is
     /// left; half-closes after the last byte when asked to. A write error drops it.
-    pub fn flush(&mut self, id: ConnId) {
+    pub(crate) fn flush(&mut self, id: ConnId) {
         let Some(entry) = slot(&mut self.conns, id) else {
             return;
         };

@@ -55,7 +55,7 @@ pub(crate) enum AfterFlush {
 
 impl Phase {
     /// A fresh HTTP phase for a socket accepted at `now`.
-    pub fn http(now: Millis) -> Phase {
+    pub(crate) fn http(now: Millis) -> Phase {
         Phase::Http(HttpPhase {
             born: now,
             requests: 0,
@@ -63,7 +63,7 @@ impl Phase {
     }
 
     /// Whether the connection was upgraded (and so is counted in `ws_count`).
-    pub fn is_upgraded(&self) -> bool {
+    pub(crate) fn is_upgraded(&self) -> bool {
         match self {
             Phase::Http(_) => false,
             Phase::Ws(_) => true,
@@ -73,7 +73,7 @@ impl Phase {
 
     /// Moves to draining, then `then` (a later `Drop` wins over a half-close; a half-close
     /// already done stays done).
-    pub fn drain(&mut self, then: AfterFlush) {
+    pub(crate) fn drain(&mut self, then: AfterFlush) {
         match self {
             Phase::Draining(drain) => {
                 if then == AfterFlush::Drop {
@@ -120,7 +120,7 @@ pub(crate) struct Entry<S> {
 
 impl<S> Entry<S> {
     /// A socket just accepted at `now`.
-    pub fn accepted(
+    pub(crate) fn accepted(
         stream: TcpStream,
         peer: SocketAddr,
         generation: u32,
@@ -147,7 +147,7 @@ impl<S> Entry<S> {
 
     /// Whether the application may still send to it: upgraded, its state live, and not
     /// closing.
-    pub fn is_open(&self) -> bool {
+    pub(crate) fn is_open(&self) -> bool {
         self.state.is_some() && matches!(&self.phase, Phase::Ws(ws) if ws.is_open())
     }
 }

@@ -25,12 +25,12 @@ mod multi;
 mod remote;
 mod token;
 
-pub use self::core::SendError;
+pub(crate) use self::core::SendError;
 pub use app::{Accept, App, Closed, Message};
 pub use ctx::Ctx;
 pub use multi::{Reactors, ReactorsError, ReactorsHandle};
 pub use remote::{Remote, RemoteError};
-pub use token::ConnId;
+pub(crate) use token::ConnId;
 
 use self::core::{Core, TimerTarget};
 use crate::close::CloseCode;

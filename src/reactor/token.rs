@@ -4,7 +4,7 @@
 //! reactor-wide counter at accept, makes an old id (an event still in flight, a timer, a
 //! send from another thread) miss the new occupant instead of reaching it.
 
-pub use crate::conn_id::ConnId;
+pub(crate) use crate::conn_id::ConnId;
 use mio::Token;
 
 #[cfg(not(target_pointer_width = "64"))]

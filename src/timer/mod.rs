@@ -37,8 +37,6 @@
 //! two bytes saying which list it is in: 24 bytes plus `T`, rounded up to alignment.
 
 mod slab;
-#[cfg(test)]
-mod tests;
 
 use std::fmt;
 
@@ -58,12 +56,12 @@ const TOP_SLOT_SHIFT: u32 = SLOT_BITS * TOP as u32;
 /// Deadlines differing from `elapsed` in this bit or above go to the top level.
 const TOP_SPLIT: u64 = 1 << TOP_SLOT_SHIFT;
 
-/// Handle to a scheduled timer, returned by [`TimerWheel::insert`] and by
-/// [`TimerWheel::poll`] when the timer fires.
+/// Handle to a scheduled timer, returned by `TimerWheel::insert` and by
+/// `TimerWheel::poll` when the timer fires.
 ///
 /// It is the timer's slab index plus a generation counter. Once the timer has fired or been
 /// cancelled its cell may be reused by another timer, but with a new generation, so
-/// [`TimerWheel::cancel`], [`TimerWheel::reschedule`] and [`TimerWheel::deadline`] on a
+/// `TimerWheel::cancel`, `TimerWheel::reschedule` and `TimerWheel::deadline` on a
 /// stale id return `None`/`false` instead of touching the other timer. (A cell's
 /// generation wraps after 2^32 reuses; an id held across that many reuses of the same cell
 /// could alias. The reactor drops ids when their timer fires or is cancelled.)
@@ -190,6 +188,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// The deadline a pending timer was given (unclamped), or `None` if `id` is stale.
+    #[cfg(any(test, feature = "testing"))]
     pub fn deadline(&self, id: TimerId) -> Option<Millis> {
         self.slab
             .get_live(id.index, id.generation)
@@ -256,6 +255,7 @@ impl<T> TimerWheel<T> {
     }
 
     /// Whether no timer is pending.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.slab.len() == 0
     }
@@ -275,6 +275,7 @@ impl<T> TimerWheel<T> {
     /// Bytes of memory the wheel holds: slab capacity × entry size, plus the fixed part (the
     /// struct itself, including the slot heads of all levels, ~1.6 KiB). For footprint
     /// accounting; the values' own heap allocations, if any, are not included.
+    #[cfg(any(test, feature = "testing"))]
     pub fn heap_bytes(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<slab::Entry<T>>() + std::mem::size_of::<Self>()
     }
@@ -399,5 +400,47 @@ impl<T> TimerWheel<T> {
         if *head == NIL {
             lv.occupied &= !(1u64 << slot);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The tests that look inside: slot reuse through `TimerId`'s index, and the size of a
+    //! slab entry. The wheel's behaviour suite is tests/timer.rs.
+
+    use super::*;
+
+    #[test]
+    fn stale_ids_after_slot_reuse() {
+        let mut wheel = TimerWheel::new(Millis(0));
+        let old = wheel.insert(Millis(10), 1);
+        assert_eq!(wheel.cancel(old), Some(1));
+        let new = wheel.insert(Millis(20), 2);
+        assert_eq!(new.index, old.index, "the freed cell is reused");
+        assert_ne!(new, old);
+        assert_eq!(wheel.cancel(old), None);
+        assert!(!wheel.reschedule(old, Millis(5)));
+        assert_eq!(wheel.deadline(old), None);
+        assert_eq!(wheel.deadline(new), Some(Millis(20)));
+        // Fired ids go stale too.
+        assert_eq!(wheel.poll(Millis(20)), Some((new, 2)));
+        let newer = wheel.insert(Millis(30), 3);
+        assert_eq!(newer.index, new.index);
+        assert_eq!(wheel.cancel(new), None);
+        assert_eq!(wheel.len(), 1);
+        assert_eq!(wheel.cancel(newer), Some(3));
+    }
+
+    #[test]
+    fn entry_is_small() {
+        // deadline 8 + value 8 + links 8 + generation 4 + home/slot 2, rounded to 32; the
+        // Vacant/Occupied tag lives in the `Home` niche.
+        assert_eq!(std::mem::size_of::<slab::Entry<u64>>(), 32);
+        assert_eq!(std::mem::size_of::<slab::Entry<()>>(), 24);
+        let wheel: TimerWheel<u64> = TimerWheel::with_capacity(Millis(0), 100);
+        assert_eq!(
+            wheel.heap_bytes(),
+            100 * 32 + std::mem::size_of::<TimerWheel<u64>>()
+        );
     }
 }

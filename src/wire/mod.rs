@@ -12,7 +12,11 @@ pub mod header;
 pub mod mask;
 pub mod utf8;
 
-pub use close_payload::{decode_close, encode_close, CloseError, CloseFrame};
-pub use header::{encode_header, FrameHeader, HeaderError, OpCode, MAX_HEADER_LEN};
+#[cfg(feature = "testing")]
+pub use close_payload::CloseFrame;
+pub use close_payload::{decode_close, encode_close, CloseError};
+#[cfg(feature = "testing")]
+pub use header::FrameHeader;
+pub use header::{encode_header, HeaderError, OpCode, MAX_HEADER_LEN};
 pub use mask::apply_mask;
 pub use utf8::{Utf8Error, Utf8Validator};

@@ -39,6 +39,7 @@ impl Assembler {
     }
 
     /// Whether nothing has been assembled.
+    #[cfg(any(test, feature = "testing"))]
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }

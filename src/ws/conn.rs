@@ -117,6 +117,7 @@ impl WsConn {
     }
 
     /// Where the closing handshake stands.
+    #[cfg(any(test, feature = "testing"))]
     pub fn close_state(&self) -> CloseState {
         self.state
     }
@@ -144,6 +145,7 @@ impl WsConn {
     }
 
     /// Heap bytes held (the assembly buffer of a fragmented message in progress).
+    #[cfg(any(test, feature = "testing"))]
     pub fn heap_bytes(&self) -> usize {
         self.assembler.len()
     }

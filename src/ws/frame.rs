@@ -19,7 +19,7 @@ pub struct SharedFrame(Rc<[u8]>);
 
 impl SharedFrame {
     /// A frame of any opcode (control payloads over 125 bytes are the caller's error).
-    pub fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+    pub(crate) fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
         let mut out = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
         write_frame(&mut out, opcode, payload);
         SharedFrame(out.into())

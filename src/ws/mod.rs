@@ -15,6 +15,10 @@ pub mod frame;
 pub mod outbox;
 
 pub use assembler::Kind;
-pub use conn::{Decoded, Event, ProtocolError, WsConn};
-pub use frame::{write_frame, SharedFrame, SharedPayload};
+#[cfg(feature = "testing")]
+pub use conn::ProtocolError;
+pub use conn::{Decoded, Event, WsConn};
+#[cfg(feature = "testing")]
+pub use frame::write_frame;
+pub use frame::{SharedFrame, SharedPayload};
 pub use outbox::{BufPool, Outbox};

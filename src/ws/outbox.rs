@@ -238,6 +238,7 @@ impl Outbox {
     }
 
     /// Heap bytes held by this outbox (owned buffers and the queue itself).
+    #[cfg(any(test, feature = "testing"))]
     pub fn heap_bytes(&self) -> usize {
         let owned: usize = self
             .chunks

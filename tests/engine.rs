@@ -3,13 +3,15 @@
 //! heartbeat, 130 an event (sequenced `{"f":130,"s":n,...}` from the server), 140 READY,
 //! 150 an error `{"c":code,"d":fatal}` followed by a close with that code when fatal.
 
-use super::*;
-use crate::close::CloseCode;
-use crate::gateway::config::{DuplicatePolicy, ProbePolicy, RateLimit};
-use crate::gateway::dialects::i386::{code, I386};
-use crate::gateway::driver::Driver;
-use crate::gateway::{DecodeError, Gw, Owner};
-use crate::time::Millis;
+use postern::gateway::dialects::i386::{code, I386};
+use postern::gateway::driver::Driver;
+use postern::gateway::*;
+use postern::gateway::{DecodeError, Gw, Owner};
+use postern::gateway::{DuplicatePolicy, ProbePolicy, RateLimit};
+use postern::CloseCode;
+use postern::ConnId;
+use postern::Millis;
+use serde_json::value::RawValue;
 use std::net::SocketAddr;
 
 /// Sessions owned by the token they identified with; every session joins room "all";
@@ -40,7 +42,7 @@ impl Dialect for Probing {
     fn hello(&self, out: &mut String, interval: Millis) {
         I386.hello(out, interval);
     }
-    fn ready(&self, out: &mut String, ready: &crate::gateway::Ready<'_>) {
+    fn ready(&self, out: &mut String, ready: &postern::gateway::Ready<'_>) {
         I386.ready(out, ready);
     }
     fn heartbeat_ack(&self, out: &mut String, echo: Option<&RawValue>) {
@@ -55,7 +57,7 @@ impl Dialect for Probing {
     fn dispatch_tail(&self, out: &mut String, event: &str, data: &str) {
         I386.dispatch_tail(out, event, data);
     }
-    fn answer(&self, error: &GatewayError) -> crate::gateway::Answer {
+    fn answer(&self, error: &GatewayError) -> postern::gateway::Answer {
         I386.answer(error)
     }
 }
@@ -341,7 +343,7 @@ fn an_upgrade_that_opens_a_session_is_refused_over_the_quota_with_429() {
             &mut self,
             _: &mut Gw<'_, '_, Self>,
             _: ConnId,
-            request: &crate::http::Request<'_, '_>,
+            request: &postern::http::Request<'_, '_>,
         ) -> Admit<String> {
             Admit::Identified(request.query_param("token").unwrap_or_default().into())
         }
