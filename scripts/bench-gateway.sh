@@ -2,7 +2,7 @@
 # Measures postern's chat gateway (examples/chat.rs): handshakes, fan-out and idle sessions.
 #
 # Builds loadgen/ (release) and the chat example (release), then, for each step, starts a
-# fresh chat server pinned to core SERVER_CORE (`--user bench:TOKEN --heartbeat-ms HB_MS`)
+# fresh chat server pinned to core SERVER_CORE (`--user bench:TOKEN --heartbeat-ms HB_MS --max-sessions-per-owner 100000`: one user holds every session)
 # and runs the load generator pinned to core CLIENT_CORE with --pid:
 #   handshakes    upgrades --chat: connect, upgrade, 100, 110, 140, close; per second and
 #                 per server CPU-second, latency p50/p99
@@ -76,7 +76,7 @@ trap stop_server EXIT INT TERM
 # Starts a fresh chat server pinned to SERVER_CORE; waits (10 s at most) for it.
 start_server() {
     start_pinned "$SERVER_CORE" "$OUT/server-chat.log" "$CHAT" --listen "$ADDR" \
-        --user "bench:$TOKEN" --heartbeat-ms "$HB_MS"
+        --user "bench:$TOKEN" --heartbeat-ms "$HB_MS" --max-sessions-per-owner 100000
 }
 
 # Runs one step against the running server: $1 = case, $2 = timeout in seconds, the

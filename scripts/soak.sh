@@ -2,7 +2,7 @@
 # Soak test of postern's chat gateway (examples/chat.rs), issue 7.
 #
 # Builds loadgen/ (release) and the chat example (release), starts one chat server pinned
-# to core SERVER_CORE (`--listen 127.0.0.1:PORT --user soak:TOKEN --heartbeat-ms HB_MS`)
+# to core SERVER_CORE (`--listen 127.0.0.1:PORT --user soak:TOKEN --heartbeat-ms HB_MS --max-sessions-per-owner 100000`: one user holds every session)
 # and runs `loadgen soak` against it pinned to core CLIENT_CORE, its connections spread
 # over the source addresses 127.0.0.1 to 127.0.0.4:
 #   - SESSIONS chat sessions are opened and identified (all in `general`), each
@@ -87,7 +87,7 @@ log "building postern's chat example (release)"
 (cd "$ROOT" && cargo build --release --quiet --example chat)
 
 start_pinned "$SERVER_CORE" "$SERVER_LOG" "$CHAT" --listen "$ADDR" --user "soak:$TOKEN" \
-    --heartbeat-ms "$HB_MS" || exit 1
+    --heartbeat-ms "$HB_MS" --max-sessions-per-owner 100000 || exit 1
 log "chat (pid $SERVER_PID) on $ADDR; $SESSIONS sessions, heartbeat $HB_MS ms," \
     "$DURATION s of churn $CHURN/min and $MSGS msg/s; at most $LIMIT s"
 

@@ -31,6 +31,7 @@ import traceback
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.ui import WebDriverWait
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -162,8 +163,12 @@ def browser():
 
 def until(driver, what, condition, timeout=WAIT):
     """Waits for `condition(driver)` to be truthy; fails naming `what`."""
+    # The page re-renders its lists: an element read between its lookup and its use may be
+    # gone (stale) for one poll; that is "not yet", not a failure.
+    retry = (NoSuchElementException, StaleElementReferenceException)
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(condition)
+        return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                             ignored_exceptions=retry).until(condition)
     except Exception:
         page = {css: driver.find_element(By.CSS_SELECTOR, css).text
                 for css in ("#status", "#error", "#members", "#members-channel", "#typing")}
