@@ -5,7 +5,8 @@
 //! ```
 //!
 //! Options: `--listen ADDR` (default 127.0.0.1:9001), `--max-payload BYTES` (default 4096,
-//! at most 16 MiB), and the connection limits every example takes (`--max-connections`,
+//! at most 16 MiB), `--deflate` (negotiate permessage-deflate with clients that offer it;
+//! the payload limit then bounds the inflated size), and the connection limits every example takes (`--max-connections`,
 //! `--max-conns-per-ip`, `--new-conns-per-ip`, `--limit-loopback`, `--events-per-poll`; see
 //! `examples/support/serve.rs`). Prints `listening on ADDR` on stderr when ready; SIGINT or
 //! SIGTERM shuts it down gracefully. This is the server the Autobahn conformance run and the
@@ -43,9 +44,14 @@ fn parse_args() -> Result<(SocketAddr, Config), String> {
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Err(format!(
-                "usage: echo [--listen ADDR] [--max-payload BYTES] {}",
+                "usage: echo [--listen ADDR] [--max-payload BYTES] [--deflate] {}",
                 serve::LIMIT_USAGE
             ));
+        }
+        if arg == "--deflate" {
+            // permessage-deflate with its defaults (no context takeover either way).
+            config.deflate = Some(postern::http::DeflateConfig::default());
+            continue;
         }
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
         if serve::limit_option(&mut config, &arg, &value)? {

@@ -380,21 +380,29 @@ impl<A: App> Reactor<A> {
             self.app.on_upgrade(&mut ctx, id, &request)
         };
         self.deliver_closed();
-        let (state, extra) = match accept {
+        #[allow(unused_mut)]
+        let (state, mut extra) = match accept {
             Accept::Yes { state, headers } => (state, headers),
             Accept::No(response) => {
                 self.refuse(id, &response);
                 return HttpStep::Stop;
             }
         };
+        #[cfg(feature = "deflate")]
+        let deflate = super::compress::negotiate(&self.core.config, &request, &mut extra);
         let mut out = Vec::with_capacity(160);
         http::write_switching_protocols(&mut out, &upgrade.accept_key(), &extra);
         self.core.push_bytes(id, &out);
-        let max_fragments = self.core.config.max_fragments;
+        #[allow(unused_mut)]
+        let mut ws = WsConn::with_max_fragments(self.core.config.max_fragments);
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = deflate {
+            ws.enable_deflate(deflate);
+        }
         let Some(entry) = self.core.get_mut(id) else {
             return HttpStep::Stop;
         };
-        entry.phase = Phase::Ws(WsConn::with_max_fragments(max_fragments));
+        entry.phase = Phase::Ws(ws);
         entry.state = Some(state);
         entry.flags |= flag::UPGRADED;
         self.core.ws_count += 1;

@@ -14,6 +14,8 @@
 
 mod accept;
 mod address;
+#[cfg(feature = "deflate")]
+mod compress;
 mod core;
 mod ctx;
 mod input;
@@ -161,6 +163,8 @@ impl<A: App> Reactor<A> {
             sweep_armed: false,
             unupgraded: VecDeque::new(),
             socket_budget,
+            #[cfg(feature = "deflate")]
+            deflate: Default::default(),
         };
 
         Ok(Reactor {

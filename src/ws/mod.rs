@@ -6,13 +6,20 @@
 //!   UTF-8 checked as each byte arrives.
 //! - [`frame`]: server frames, encoded once into shared bytes ([`SharedFrame`]).
 //! - [`outbox`]: the bounded per-connection queue of bytes waiting for the socket.
+//! - [`deflate`]: permessage-deflate (RFC 7692): inflating under the payload limit, and
+//!   compressing whole messages (a stand-in without the `deflate` cargo feature).
 
 pub mod assembler;
 pub mod conn;
+#[cfg(feature = "deflate")]
+pub mod deflate;
+#[cfg(not(feature = "deflate"))]
+#[path = "deflate_off.rs"]
+pub mod deflate;
 pub mod frame;
 pub mod outbox;
 
 pub use assembler::Kind;
 pub use conn::{Decoded, Event, ProtocolError, WsConn};
-pub use frame::{write_frame, SharedFrame, SharedPayload};
+pub use frame::{write_frame, write_frame_with, SharedFrame, SharedPayload};
 pub use outbox::{BufPool, Outbox};

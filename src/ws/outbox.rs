@@ -5,7 +5,7 @@
 //! holds nothing (the buffer goes back to the pool once written). Broadcast frames are queued
 //! as shared references ([`SharedFrame`]) and written with vectored I/O beside owned bytes.
 
-use super::frame::{write_frame, SharedFrame, SharedPayload};
+use super::frame::{write_frame, write_frame_with, SharedFrame, SharedPayload};
 use crate::wire::OpCode;
 use crate::wire::{encode_header, MAX_HEADER_LEN};
 use std::collections::VecDeque;
@@ -106,6 +106,15 @@ impl Outbox {
         let buf = self.tail_with_room(pool, need);
         let before = buf.len();
         write_frame(buf, opcode, payload);
+        self.len += buf.len() - before;
+    }
+
+    /// Queues one final frame with RSV1 set: `payload` is a compressed message.
+    pub fn push_compressed(&mut self, pool: &mut BufPool, opcode: OpCode, payload: &[u8]) {
+        let need = payload.len() + crate::wire::MAX_HEADER_LEN;
+        let buf = self.tail_with_room(pool, need);
+        let before = buf.len();
+        write_frame_with(buf, true, opcode, payload);
         self.len += buf.len() - before;
     }
 
