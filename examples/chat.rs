@@ -390,6 +390,9 @@ fn parse_args() -> Result<Options, String> {
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if serve::switch_option(&mut o.limits, &arg) {
+            continue;
+        }
         let value = args.next().ok_or(format!("{arg} needs a value"))?;
         if serve::limit_option(&mut o.limits, &arg, &value)? {
             continue;

@@ -44,13 +44,11 @@ fn parse_args() -> Result<(SocketAddr, Config), String> {
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Err(format!(
-                "usage: echo [--listen ADDR] [--max-payload BYTES] [--deflate] {}",
+                "usage: echo [--listen ADDR] [--max-payload BYTES] {}",
                 serve::LIMIT_USAGE
             ));
         }
-        if arg == "--deflate" {
-            // permessage-deflate with its defaults (no context takeover either way).
-            config.deflate = Some(postern::http::DeflateConfig::default());
+        if serve::switch_option(&mut config, &arg) {
             continue;
         }
         let value = args.next().ok_or(format!("{arg} needs a value"))?;

@@ -151,6 +151,11 @@ pub fn options(
 ) -> Result<(), String> {
     let mut args = args;
     while let Some(name) = args.next() {
+        if name == "--deflate" {
+            // A switch: no value (serve::limit_option applies it).
+            set(&name, String::new())?;
+            continue;
+        }
         let value = args
             .next()
             .filter(|v| !v.is_empty())

@@ -73,7 +73,18 @@ pub fn secret_or_random(
 /// The connection-limit options every example accepts, for its usage line.
 #[allow(dead_code)] // not every example prints a usage line
 pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
-     [--new-conns-per-ip N] [--limit-loopback true|false] [--events-per-poll N]";
+     [--new-conns-per-ip N] [--limit-loopback true|false] [--events-per-poll N] [--deflate]";
+
+/// Applies a switch (a flag without a value) every server takes: `--deflate` turns on
+/// permessage-deflate with its defaults. Returns false for any other flag.
+#[allow(dead_code)]
+pub fn switch_option(config: &mut Config, flag: &str) -> bool {
+    match flag {
+        "--deflate" => config.deflate = Some(postern::http::DeflateConfig::default()),
+        _ => return false,
+    }
+    true
+}
 
 /// Applies `flag value` to `config` if `flag` is one of the connection limits shared by the
 /// examples (see `postern::Config` for what each bounds and its default):
@@ -99,6 +110,8 @@ pub fn limit_option(config: &mut Config, flag: &str, value: &str) -> Result<bool
         "--max-conns-per-ip" => config.max_connections_per_ip = number()?.max(1) as usize,
         "--new-conns-per-ip" => config.new_connections_per_ip = number()?.max(1),
         "--events-per-poll" => config.events_per_poll = number()?.max(1) as usize,
+        // A switch: callers without one (rest::options) pass it with an empty value.
+        "--deflate" => return Ok(switch_option(config, flag)),
         "--limit-loopback" => {
             config.limit_loopback = match value {
                 "true" | "yes" | "1" => true,

@@ -103,7 +103,10 @@ impl DeflateParams {
 }
 
 /// The first acceptable permessage-deflate offer of `request`, answered under `config`.
-pub fn negotiate_deflate(request: &Request<'_, '_>, config: &DeflateConfig) -> Option<DeflateParams> {
+pub fn negotiate_deflate(
+    request: &Request<'_, '_>,
+    config: &DeflateConfig,
+) -> Option<DeflateParams> {
     let mut found = None;
     for value in request.header_values("sec-websocket-extensions") {
         let Ok(text) = std::str::from_utf8(trim_ows(value)) else {
@@ -193,7 +196,11 @@ fn parse_extensions(text: &str) -> Option<Vec<Offer<'_>>> {
         let mut params = Vec::new();
         while cur.eat(';') {
             let key = cur.token()?;
-            let value = if cur.eat('=') { Some(cur.value()?) } else { None };
+            let value = if cur.eat('=') {
+                Some(cur.value()?)
+            } else {
+                None
+            };
             params.push((key, value));
         }
         offers.push(Offer { name, params });

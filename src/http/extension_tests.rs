@@ -27,9 +27,15 @@ const DEFAULT_ANSWER: &str =
 
 #[test]
 fn plain_offer_gets_no_context_takeover_both_ways() {
-    assert_eq!(answer(&["permessage-deflate"]).as_deref(), Some(DEFAULT_ANSWER));
+    assert_eq!(
+        answer(&["permessage-deflate"]).as_deref(),
+        Some(DEFAULT_ANSWER)
+    );
     let p = negotiate(&["permessage-deflate"], &DeflateConfig::default()).unwrap();
-    assert_eq!((p.server_max_window_bits, p.client_max_window_bits), (15, 15));
+    assert_eq!(
+        (p.server_max_window_bits, p.client_max_window_bits),
+        (15, 15)
+    );
     assert_eq!(answer(&[]), None);
     assert_eq!(answer(&["x-webkit-deflate-frame"]), None);
 }
@@ -65,7 +71,11 @@ fn every_parameter_is_honoured() {
     )
     .unwrap();
     assert!(p.server_no_context_takeover && p.client_no_context_takeover);
-    let p = negotiate(&["permessage-deflate; server_max_window_bits=10"], &takeover).unwrap();
+    let p = negotiate(
+        &["permessage-deflate; server_max_window_bits=10"],
+        &takeover,
+    )
+    .unwrap();
     assert_eq!(p.server_max_window_bits, 10);
     assert_eq!(
         p.response(),
@@ -77,7 +87,11 @@ fn every_parameter_is_honoured() {
     let p = negotiate(&["permessage-deflate; client_max_window_bits=8"], &takeover).unwrap();
     assert_eq!(p.client_max_window_bits, 8);
     // Quoted values are unquoted (RFC 7692 §7.1: the value must still be a window size).
-    let p = negotiate(&["permessage-deflate; server_max_window_bits=\"12\""], &takeover).unwrap();
+    let p = negotiate(
+        &["permessage-deflate; server_max_window_bits=\"12\""],
+        &takeover,
+    )
+    .unwrap();
     assert_eq!(p.server_max_window_bits, 12);
 }
 
@@ -89,7 +103,10 @@ fn first_acceptable_offer_wins() {
     assert_eq!(p.client_max_window_bits, 11);
     // Across header lines too, in order.
     let p = negotiate(
-        &["foo, permessage-deflate; bogus", "permessage-deflate; server_max_window_bits=9"],
+        &[
+            "foo, permessage-deflate; bogus",
+            "permessage-deflate; server_max_window_bits=9",
+        ],
         &DeflateConfig::default(),
     )
     .unwrap();
@@ -99,9 +116,9 @@ fn first_acceptable_offer_wins() {
 #[test]
 fn bad_offers_are_declined() {
     for bad in [
-        "permessage-deflate; server_max_window_bits",     // needs a value
-        "permessage-deflate; server_max_window_bits=16",  // out of range
-        "permessage-deflate; server_max_window_bits=7",   // out of range
+        "permessage-deflate; server_max_window_bits", // needs a value
+        "permessage-deflate; server_max_window_bits=16", // out of range
+        "permessage-deflate; server_max_window_bits=7", // out of range
         "permessage-deflate; server_max_window_bits=010", // leading zero
         "permessage-deflate; client_max_window_bits=0x9", // not decimal
         "permessage-deflate; server_no_context_takeover=1", // no value allowed
@@ -115,8 +132,8 @@ fn bad_offers_are_declined() {
 #[test]
 fn malformed_header_declines_everything() {
     for bad in [
-        "permessage-deflate,",                          // trailing comma
-        "permessage-deflate;",                          // empty parameter
+        "permessage-deflate,",                             // trailing comma
+        "permessage-deflate;",                             // empty parameter
         "permessage-deflate; server_max_window_bits=\"10", // open quote
         ", permessage-deflate",
         "permessage deflate",
@@ -124,5 +141,8 @@ fn malformed_header_declines_everything() {
         assert_eq!(answer(&[bad]), None, "{bad}");
     }
     // A malformed second line spoils a good first one.
-    assert_eq!(answer(&["permessage-deflate", "permessage-deflate;;"]), None);
+    assert_eq!(
+        answer(&["permessage-deflate", "permessage-deflate;;"]),
+        None
+    );
 }

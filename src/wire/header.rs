@@ -352,7 +352,10 @@ mod tests {
 
     #[test]
     fn rsv1_only_where_negotiated_and_only_on_a_first_data_frame() {
-        assert_eq!(parse_with(&[0xC1], 4096, false), Err(HeaderError::ReservedBits));
+        assert_eq!(
+            parse_with(&[0xC1], 4096, false),
+            Err(HeaderError::ReservedBits)
+        );
         let h = parse_with(&[0xC1, 0x80, 1, 2, 3, 4], 4096, true)
             .unwrap()
             .unwrap();
@@ -365,7 +368,10 @@ mod tests {
                 "{b0:#x}"
             );
         }
-        assert_eq!(parse_with(&[0xE1], 4096, true), Err(HeaderError::ReservedBits)); // RSV2
+        assert_eq!(
+            parse_with(&[0xE1], 4096, true),
+            Err(HeaderError::ReservedBits)
+        ); // RSV2
         assert_eq!(
             HeaderError::CompressedControl.close_code(),
             CloseCode::PROTOCOL_ERROR

@@ -13,6 +13,8 @@ pub mod mask;
 pub mod utf8;
 
 pub use close_payload::{decode_close, encode_close, CloseError, CloseFrame};
-pub use header::{encode_header, encode_header_with, FrameHeader, HeaderError, OpCode, MAX_HEADER_LEN};
+pub use header::{
+    encode_header, encode_header_with, FrameHeader, HeaderError, OpCode, MAX_HEADER_LEN,
+};
 pub use mask::apply_mask;
 pub use utf8::{Utf8Error, Utf8Validator};

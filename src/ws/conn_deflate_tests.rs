@@ -41,7 +41,9 @@ fn frame(fin: bool, rsv1: bool, opcode: OpCode, payload: &[u8]) -> Vec<u8> {
 
 fn compress(input: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    Deflater::new(9, 15, false).compress(input, &mut out).unwrap();
+    Deflater::new(9, 15, false)
+        .compress(input, &mut out)
+        .unwrap();
     out
 }
 
@@ -111,7 +113,11 @@ fn bomb_in_one_frame_is_1009() {
     let err = decode_all(&mut conn, &[frame(true, true, OpCode::Text, &bomb)]).unwrap_err();
     assert_eq!(err, ProtocolError::MessageTooBig);
     assert_eq!(err.close_code(), CloseCode::TOO_BIG);
-    assert!(conn.heap_bytes() <= LIMIT + 1 + 1024, "{}", conn.heap_bytes());
+    assert!(
+        conn.heap_bytes() <= LIMIT + 1 + 1024,
+        "{}",
+        conn.heap_bytes()
+    );
 }
 
 #[test]
@@ -139,8 +145,11 @@ fn bomb_in_fragments_is_1009_at_the_first_fragment_past_the_limit() {
 
 #[test]
 fn corrupt_data_is_1007() {
-    let err = decode_all(&mut deflate_conn(), &[frame(true, true, OpCode::Text, &[0xFF; 8])])
-        .unwrap_err();
+    let err = decode_all(
+        &mut deflate_conn(),
+        &[frame(true, true, OpCode::Text, &[0xFF; 8])],
+    )
+    .unwrap_err();
     assert_eq!(err, ProtocolError::CorruptCompressed);
     assert_eq!(err.close_code(), CloseCode::INVALID_PAYLOAD);
     // Inflated bytes that are not UTF-8 in a text message: 1007 as well.
@@ -158,15 +167,21 @@ fn wire_slack_only_for_compressed_frames() {
         h[1] |= 0x80;
         let mut buf = h[..n].to_vec();
         buf.extend_from_slice(&KEY);
-        deflate_conn().decode(&mut buf, LIMIT).map(|d| matches!(d, Decoded::NeedMore { .. }))
+        deflate_conn()
+            .decode(&mut buf, LIMIT)
+            .map(|d| matches!(d, Decoded::NeedMore { .. }))
     };
     assert_eq!(header_only(true, OpCode::Binary, LIMIT + slack), Ok(true));
     assert_eq!(
-        header_only(true, OpCode::Binary, LIMIT + slack + 1).unwrap_err().close_code(),
+        header_only(true, OpCode::Binary, LIMIT + slack + 1)
+            .unwrap_err()
+            .close_code(),
         CloseCode::TOO_BIG
     );
     assert_eq!(
-        header_only(false, OpCode::Binary, LIMIT + 1).unwrap_err().close_code(),
+        header_only(false, OpCode::Binary, LIMIT + 1)
+            .unwrap_err()
+            .close_code(),
         CloseCode::TOO_BIG
     );
     // An incompressible message of exactly the limit fits on the wire once compressed.
@@ -179,6 +194,10 @@ fn wire_slack_only_for_compressed_frames() {
         .collect();
     let z = compress(&noise);
     assert!(z.len() > LIMIT && z.len() <= LIMIT + slack, "{}", z.len());
-    let got = decode_all(&mut deflate_conn(), &[frame(true, true, OpCode::Binary, &z)]).unwrap();
+    let got = decode_all(
+        &mut deflate_conn(),
+        &[frame(true, true, OpCode::Binary, &z)],
+    )
+    .unwrap();
     assert_eq!(got, [noise]);
 }

@@ -138,6 +138,10 @@ fn feed(
     }
 }
 
+/// zlib failed while compressing (an internal error: the deflater is not used again).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct DeflateFailed;
+
 /// Compresses whole messages (the send side of permessage-deflate).
 #[derive(Debug)]
 pub struct Deflater {
@@ -162,22 +166,41 @@ impl Deflater {
 
     /// Replaces `out` with `input` compressed as one message (sync flush, tail removed).
     /// Fails only on an internal zlib error (then the deflater must not be used again).
-    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), ()> {
+    pub fn compress(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), DeflateFailed> {
+        self.compress_parts(&[input], out)
+    }
+
+    /// [`Deflater::compress`] of the concatenation of `parts`, without copying them.
+    pub fn compress_parts(
+        &mut self,
+        parts: &[&[u8]],
+        out: &mut Vec<u8>,
+    ) -> Result<(), DeflateFailed> {
         out.clear();
-        let mut rest = input;
-        loop {
-            if out.capacity() - out.len() < 64 {
-                out.reserve(rest.len() / 2 + 256);
-            }
-            let before = self.compress.total_in();
-            self.compress
-                .compress_vec(rest, out, FlushCompress::Sync)
-                .map_err(|_| ())?;
-            let used = usize::try_from(self.compress.total_in() - before).unwrap_or(usize::MAX);
-            rest = rest.get(used..).unwrap_or_default();
-            // A sync flush is complete once all input is taken and output had room left.
-            if rest.is_empty() && out.len() < out.capacity() {
-                break;
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        for (i, part) in parts.iter().enumerate() {
+            let last = i + 1 == parts.len();
+            let flush = if last {
+                FlushCompress::Sync
+            } else {
+                FlushCompress::None
+            };
+            let mut rest = *part;
+            loop {
+                if out.capacity() - out.len() < 64 {
+                    out.reserve(total / 2 + 256);
+                }
+                let before = self.compress.total_in();
+                self.compress
+                    .compress_vec(rest, out, flush)
+                    .map_err(|_| DeflateFailed)?;
+                let used = usize::try_from(self.compress.total_in() - before).unwrap_or(usize::MAX);
+                rest = rest.get(used..).unwrap_or_default();
+                // Done with this part once it is all taken (and, for the sync flush of the
+                // last one, once the output had room left: nothing is pending).
+                if rest.is_empty() && (!last || out.len() < out.capacity()) {
+                    break;
+                }
             }
         }
         if out.ends_with(&TAIL) {
@@ -188,6 +211,21 @@ impl Deflater {
         }
         Ok(())
     }
+}
+
+/// Writes a stored (uncompressed) deflate block holding `bytes` (at most 65,535), not
+/// final, to `out`: put before an independently compressed body, it makes one valid
+/// message of `bytes` followed by the body (how a broadcast shares one compressed body
+/// behind a per-member prefix). Returns the length written (5 + `bytes.len()`).
+pub fn stored_block(out: &mut [u8], bytes: &[u8]) -> Option<usize> {
+    let len = u16::try_from(bytes.len()).ok()?;
+    let total = 5 + bytes.len();
+    let dest = out.get_mut(..total)?;
+    dest[0] = 0x00; // BFINAL 0, BTYPE 00 (stored), padded to the byte
+    dest[1..3].copy_from_slice(&len.to_le_bytes());
+    dest[3..5].copy_from_slice(&(!len).to_le_bytes());
+    dest[5..].copy_from_slice(bytes);
+    Some(total)
 }
 
 /// What one connection negotiated, with its receive state and (with server context

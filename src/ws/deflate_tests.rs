@@ -47,13 +47,17 @@ fn round_trip_with_context_takeover_and_fragments() {
     let mut i = Inflater::new(10, true);
     let first = compress(&mut d, &text(2000));
     let second = compress(&mut d, &text(2000));
-    assert!(second.len() < first.len(), "the second message refers to the first");
+    assert!(
+        second.len() < first.len(),
+        "the second message refers to the first"
+    );
     for wire in [first, second] {
         let mut out = Vec::new();
         // Frame by frame, 7 bytes at a time.
         let chunks: Vec<&[u8]> = wire.chunks(7).collect();
         for (n, chunk) in chunks.iter().enumerate() {
-            i.inflate(chunk, n + 1 == chunks.len(), &mut out, 4096).unwrap();
+            i.inflate(chunk, n + 1 == chunks.len(), &mut out, 4096)
+                .unwrap();
         }
         assert_eq!(out, text(2000));
     }
@@ -70,7 +74,11 @@ fn window_8_compresses_within_256_bytes() {
     msg.extend_from_slice(&block);
     let mut d = Deflater::new(9, 8, false);
     let wire = compress(&mut d, &msg);
-    assert!(wire.len() > 590, "a 300-byte-back match was used: {}", wire.len());
+    assert!(
+        wire.len() > 590,
+        "a 300-byte-back match was used: {}",
+        wire.len()
+    );
     let mut d15 = Deflater::new(9, 15, false);
     assert!(compress(&mut d15, &msg).len() < 400, "15 bits finds it");
 }
@@ -79,11 +87,22 @@ fn window_8_compresses_within_256_bytes() {
 fn bomb_stops_at_the_limit_plus_one() {
     let mut d = Deflater::new(9, 15, false);
     let bomb = compress(&mut d, &vec![0u8; 3 << 20]);
-    assert!(bomb.len() < 4 * 1024, "3 MiB of zeros is {} bytes", bomb.len());
+    assert!(
+        bomb.len() < 4 * 1024,
+        "3 MiB of zeros is {} bytes",
+        bomb.len()
+    );
     let mut i = Inflater::new(15, false);
     let mut out = Vec::new();
-    assert_eq!(i.inflate(&bomb, true, &mut out, 4096), Err(InflateError::TooBig));
-    assert!(out.len() <= 4097 && out.capacity() <= 4097, "{}", out.capacity());
+    assert_eq!(
+        i.inflate(&bomb, true, &mut out, 4096),
+        Err(InflateError::TooBig)
+    );
+    assert!(
+        out.len() <= 4097 && out.capacity() <= 4097,
+        "{}",
+        out.capacity()
+    );
     // Exactly the limit is fine.
     let exact = compress(&mut d, &vec![b'a'; 4096]);
     let mut out = Vec::new();
@@ -91,7 +110,10 @@ fn bomb_stops_at_the_limit_plus_one() {
     assert_eq!(out.len(), 4096);
     // A big limit: output never runs past limit + one chunk.
     let mut out = Vec::new();
-    assert_eq!(i.inflate(&bomb, true, &mut out, 1 << 20), Err(InflateError::TooBig));
+    assert_eq!(
+        i.inflate(&bomb, true, &mut out, 1 << 20),
+        Err(InflateError::TooBig)
+    );
     assert!(out.capacity() <= (1 << 20) + 1, "{}", out.capacity());
 }
 
@@ -100,7 +122,10 @@ fn corrupt_data_is_refused() {
     let mut i = Inflater::new(15, false);
     let mut out = Vec::new();
     // BTYPE 11 is reserved.
-    assert_eq!(i.inflate(&[0xFF, 0xFF, 0xFF], true, &mut out, 4096), Err(InflateError::Corrupt));
+    assert_eq!(
+        i.inflate(&[0xFF, 0xFF, 0xFF], true, &mut out, 4096),
+        Err(InflateError::Corrupt)
+    );
     // A stored block whose length check (NLEN) is wrong.
     let mut out = Vec::new();
     assert_eq!(
@@ -120,8 +145,12 @@ fn final_block_then_more_is_accepted() {
     // appended tail then starts a new, empty stream.
     let mut c = flate2::Compress::new_with_window_bits(flate2::Compression::new(6), false, 15);
     let mut wire = Vec::with_capacity(256);
-    c.compress_vec(b"hello hello hello", &mut wire, flate2::FlushCompress::Finish)
-        .unwrap();
+    c.compress_vec(
+        b"hello hello hello",
+        &mut wire,
+        flate2::FlushCompress::Finish,
+    )
+    .unwrap();
     let mut i = Inflater::new(15, false);
     let mut out = Vec::new();
     i.inflate(&wire, true, &mut out, 4096).unwrap();
@@ -133,6 +162,11 @@ fn incompressible_overhead_fits_the_wire_slack() {
     for n in [100usize, 4096, 65536, 1 << 20] {
         let msg = noise(n);
         let wire = compress(&mut Deflater::new(6, 15, false), &msg);
-        assert!(wire.len() <= n + wire_slack(n), "{n}: {} > {}", wire.len(), n + wire_slack(n));
+        assert!(
+            wire.len() <= n + wire_slack(n),
+            "{n}: {} > {}",
+            wire.len(),
+            n + wire_slack(n)
+        );
     }
 }

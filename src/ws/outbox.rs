@@ -7,7 +7,7 @@
 
 use super::frame::{write_frame, write_frame_with, SharedFrame, SharedPayload};
 use crate::wire::OpCode;
-use crate::wire::{encode_header, MAX_HEADER_LEN};
+use crate::wire::{encode_header_with, MAX_HEADER_LEN};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -140,8 +140,26 @@ impl Outbox {
         prefix: &[u8],
         body: &SharedPayload,
     ) {
+        self.push_prefixed_with(pool, false, opcode, prefix, body.rc());
+    }
+
+    /// [`Outbox::push_prefixed`] with RSV1 set when `compressed`, and any shared body.
+    pub fn push_prefixed_with(
+        &mut self,
+        pool: &mut BufPool,
+        compressed: bool,
+        opcode: OpCode,
+        prefix: &[u8],
+        body: &Rc<[u8]>,
+    ) {
         let mut header = [0u8; MAX_HEADER_LEN];
-        let n = encode_header(&mut header, true, opcode, prefix.len() + body.len());
+        let n = encode_header_with(
+            &mut header,
+            true,
+            compressed,
+            opcode,
+            prefix.len() + body.len(),
+        );
         let small = n + prefix.len();
         let tail_has_room = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= small)
             && !(self.chunks.len() == 1 && self.head > 0);
@@ -157,7 +175,7 @@ impl Outbox {
         }
         self.len += small + body.len();
         if !body.is_empty() {
-            self.chunks.push_back(Chunk::Shared(Rc::clone(body.rc())));
+            self.chunks.push_back(Chunk::Shared(Rc::clone(body)));
         }
     }
 
