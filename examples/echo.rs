@@ -65,6 +65,9 @@ fn parse_args() -> Result<(SocketAddr, Config), String> {
     }
     // Echoing means queueing what was received: let a few maximal messages wait.
     config.outbox_limit = config.outbox_limit.max(4 * config.max_payload);
+    // A largest message may come in 64-byte fragments (Autobahn 9.3.1 and 9.4.1: 4 MiB in
+    // 65,536 frames): allow that many, not the default 1,024.
+    config.max_fragments = config.max_fragments.max(config.max_payload / 64);
     Ok((listen, config))
 }
 

@@ -28,12 +28,13 @@ use super::request::{trim_ows, Request};
 pub struct DeflateConfig {
     /// Keep the compressor's window between messages sent (default false: each message is
     /// compressed alone, so one compression serves a whole broadcast and a connection holds
-    /// no compressor; true costs a compressor per connection, about 260 KiB). Ignored
-    /// when the client offers `server_no_context_takeover`.
+    /// no compressor; true costs a compressor per connection: 371 KiB with a 15-bit
+    /// window, 245 KiB with 9, measured with zlib-rs). Ignored when the client offers
+    /// `server_no_context_takeover`.
     pub server_context_takeover: bool,
     /// Let the client keep its window between messages (default false: the server asks
     /// for `client_no_context_takeover`, and holds no inflate state between messages; true
-    /// costs an inflater per connection, about 7 KiB plus 2^bits).
+    /// costs an inflater per connection, 47 KiB whatever the window with zlib-rs).
     pub client_context_takeover: bool,
     /// Largest window the server compresses with, 9-15 (default 15).
     pub server_max_window_bits: u8,

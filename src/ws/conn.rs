@@ -158,7 +158,7 @@ pub enum CloseState {
 /// otherwise.
 pub const DEFAULT_MAX_FRAGMENTS: usize = 1024;
 
-/// The receive state of one WebSocket connection (about 64 bytes when idle, no heap
+/// The receive state of one WebSocket connection (72 bytes when idle, no heap
 /// without permessage-deflate).
 #[derive(Debug)]
 pub struct WsConn {

@@ -12,9 +12,10 @@
 //! - [`DeflateConn`]: what one connection negotiated, and its receive (and, with server
 //!   context takeover, send) state.
 //!
-//! Memory, measured with flate2 over zlib-rs (window bits 15, zlib's memory level 8):
-//! a deflater holds about 260 KiB whatever its window (the hash table and pending buffer
-//! dominate), an inflater about 7 KiB plus its window (2^bits bytes, 32 KiB at 15).
+//! Memory, measured with flate2 over zlib-rs (memory level 8; `tests/deflate_memory.rs`):
+//! a deflater holds 371 KiB with a 15-bit window and still 245 KiB with 9 bits (the hash
+//! table and pending buffer dominate); an inflater 47 KiB whatever its window bits (zlib-rs
+//! allocates a 32 KiB window).
 
 use crate::http::DeflateParams;
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
@@ -33,6 +34,11 @@ const CHUNK: usize = 16 * 1024;
 pub const fn wire_slack(limit: usize) -> usize {
     limit / 256 + 16
 }
+
+/// Heap bytes of a zlib-rs inflater (measured: `tests/deflate_memory.rs`).
+const INFLATER_BYTES: usize = 47 * 1024;
+/// Heap bytes of a zlib-rs deflater with a 15-bit window (measured likewise).
+const DEFLATER_BYTES: usize = 371 * 1024;
 
 /// Why a compressed message was refused.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -54,9 +60,17 @@ pub struct Inflater {
 impl Inflater {
     /// An inflater for a peer compressing with at most `window_bits` (8-15; zlib inflates
     /// 8 with a 9-bit window), keeping its window between messages when `keep_context`.
+    /// Without it, the zlib state is borrowed from a small per-thread pool for the length
+    /// of one message (a reactor is one thread): no allocation per message, and an idle
+    /// connection holds none.
     pub fn new(window_bits: u8, keep_context: bool) -> Inflater {
         Inflater {
-            window_bits: window_bits.clamp(9, 15),
+            // A pooled state serves any peer: a 15-bit window inflates any smaller one.
+            window_bits: if keep_context {
+                window_bits.clamp(9, 15)
+            } else {
+                15
+            },
             keep_context,
             state: None,
         }
@@ -72,10 +86,13 @@ impl Inflater {
         out: &mut Vec<u8>,
         limit: usize,
     ) -> Result<(), InflateError> {
-        let bits = self.window_bits;
-        let state = self
-            .state
-            .get_or_insert_with(|| Box::new(Decompress::new_with_window_bits(false, bits)));
+        let state = match &mut self.state {
+            Some(state) => state,
+            empty => empty.insert(match self.keep_context {
+                true => Box::new(Decompress::new_with_window_bits(false, self.window_bits)),
+                false => take_spare(),
+            }),
+        };
         let result = feed(state, input, out, limit).and_then(|()| {
             if last {
                 feed(state, &TAIL, out, limit)
@@ -86,17 +103,47 @@ impl Inflater {
         if result.is_err() || (last && !self.keep_context) {
             // Without context takeover nothing is kept between messages; after an error
             // the connection is failed and the state is never used again.
-            self.state = None;
+            if let Some(state) = self.state.take() {
+                if !self.keep_context {
+                    give_spare(state);
+                }
+            }
         }
         result
     }
 
     /// Heap bytes held between messages (an estimate: zlib's state and window).
     pub fn heap_bytes(&self) -> usize {
-        self.state
-            .as_ref()
-            .map_or(0, |_| 7 * 1024 + (1usize << self.window_bits))
+        self.state.as_ref().map_or(0, |_| INFLATER_BYTES)
     }
+}
+
+/// Inflaters without context takeover kept for reuse, per thread.
+const MAX_SPARE: usize = 4;
+
+thread_local! {
+    // Boxed: a state moves between a connection's `Inflater` (one pointer) and the pool.
+    #[allow(clippy::vec_box)]
+    static SPARE: std::cell::RefCell<Vec<Box<Decompress>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// A reset 15-bit inflater from the pool, or a new one.
+fn take_spare() -> Box<Decompress> {
+    SPARE
+        .with(|spare| spare.borrow_mut().pop())
+        .unwrap_or_else(|| Box::new(Decompress::new_with_window_bits(false, 15)))
+}
+
+/// Returns an inflater to the pool (reset), or frees it when the pool is full.
+fn give_spare(mut state: Box<Decompress>) {
+    state.reset(false);
+    SPARE.with(|spare| {
+        let mut spare = spare.borrow_mut();
+        if spare.len() < MAX_SPARE {
+            spare.push(state);
+        }
+    });
 }
 
 /// Feeds `input` to `d`, appending output to `out` without ever letting it pass `limit + 1`.
@@ -111,7 +158,10 @@ fn feed(
             return Err(InflateError::TooBig);
         }
         if out.len() == out.capacity() {
-            out.reserve_exact((limit + 1 - out.len()).min(CHUNK));
+            // Grow by doubling from a guess (4x the input), at most a chunk at a time and
+            // never past limit + 1: small messages take small buffers.
+            let step = out.len().max(input.len() * 4).clamp(256, CHUNK);
+            out.reserve_exact((limit + 1 - out.len()).min(step));
         }
         let (in_before, out_before) = (d.total_in(), d.total_out());
         let status = d
@@ -294,7 +344,7 @@ impl DeflateConn {
     pub fn heap_bytes(&self) -> usize {
         std::mem::size_of::<DeflateConn>()
             + self.inflater.heap_bytes()
-            + self.deflater.as_ref().map_or(0, |_| 260 * 1024)
+            + self.deflater.as_ref().map_or(0, |_| DEFLATER_BYTES)
     }
 }
 
