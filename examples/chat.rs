@@ -13,10 +13,13 @@ mod chat_channels;
 mod chat_users;
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/wall_clock.rs"]
+mod wall_clock;
 
 use chat_channels::{ChannelLimits, Channels, Refusal};
 use chat_users::{User, Users};
 
+use clap::{ArgMatches, Parser};
 use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
     random_hex, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
@@ -25,7 +28,6 @@ use postern::{Config, Millis};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// Error codes this server adds to the dialect's (see docs/protocols/chat.md).
@@ -114,7 +116,7 @@ impl Chat {
             json_str(user),
             json_str(channel)
         );
-        gw.dispatch_room(channel, event, &data, None);
+        let _ = gw.dispatch_room(channel, event, &data, None);
     }
 
     fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
@@ -248,12 +250,14 @@ impl Handler for Chat {
                 self.next_message += 1;
                 let id = self.next_message;
                 self.remember(id, &user, &channel);
-                let out =
-                    format!(
+                let out = format!(
                     "{{\"id\":{id},\"channel\":{},\"author\":{},\"content\":{},\"timestamp\":{}}}",
-                    json_str(&channel), json_str(&user), json_str(&msg.content), unix_ms()
+                    json_str(&channel),
+                    json_str(&user),
+                    json_str(&msg.content),
+                    wall_clock::unix_ms()
                 );
-                gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
+                let _ = gw.dispatch_room(&channel, "MESSAGE_CREATE", &out, None);
             }
             "MESSAGE_DELETE" => {
                 let target: MessageRef = Self::data(data)?;
@@ -269,7 +273,7 @@ impl Handler for Chat {
                     target.id,
                     json_str(&in_channel)
                 );
-                gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
+                let _ = gw.dispatch_room(&in_channel, "MESSAGE_DELETE", &out, None);
             }
             "START_TYPING" => {
                 let out = format!(
@@ -277,7 +281,7 @@ impl Handler for Chat {
                     json_str(&user),
                     json_str(&channel)
                 );
-                gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
+                let _ = gw.dispatch_room(&channel, "START_TYPING", &out, Some(session));
             }
             "CHANNEL_ADD" => {
                 let add: ChannelName = Self::data(data)?;
@@ -292,7 +296,7 @@ impl Handler for Chat {
                     json_str(&add.channel),
                     json_str(&user)
                 );
-                gw.dispatch_all("CHANNEL_ADD", &out);
+                let _ = gw.dispatch_all("CHANNEL_ADD", &out);
             }
             "CHANNEL_MOVE" => {
                 let to: ChannelName = Self::data(data)?;
@@ -320,7 +324,7 @@ impl Handler for Chat {
                     json_str(&ban.user),
                     json_str(&user)
                 );
-                gw.dispatch_all("SYSTEM_BAN_ADD", &out);
+                let _ = gw.dispatch_all("SYSTEM_BAN_ADD", &out);
                 let theirs: Vec<SessionId> = gw
                     .sessions()
                     .into_iter()
@@ -352,124 +356,143 @@ fn refusal(why: Refusal) -> GatewayError {
     }
 }
 
-fn unix_ms() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis())
-}
-
-struct Options {
-    listen: SocketAddr,
-    users: Users,
-    heartbeat: Millis,
-    resume_window: Millis,
+/// The i386chat gateway (seed 004): docs/protocols/chat.md.
+#[derive(Parser, Debug)]
+#[command(name = "chat")]
+struct Cli {
+    /// A user, NAME:TOKEN (repeatable). Without any --user/--admin, a user `demo` with a
+    /// random token, printed on stderr
+    #[arg(long = "user", value_name = "NAME:TOKEN", value_parser = credential,
+          allow_hyphen_values = true)]
+    users: Vec<Credential>,
+    /// An admin user, NAME:TOKEN (repeatable)
+    #[arg(long = "admin", value_name = "NAME:TOKEN", value_parser = credential,
+          allow_hyphen_values = true)]
+    admins: Vec<Credential>,
+    /// hb_int, 1 to 86400000 (a day; larger values are taken as a day); the silence allowed
+    /// is 2.5 × N
+    #[arg(long = "heartbeat-ms", value_name = "N", default_value_t = 20_000)]
+    heartbeat: u64,
+    /// How long a session outlives its connection
+    #[arg(long = "resume-window-ms", value_name = "N", default_value_t = 60_000)]
+    resume_window: u64,
+    /// Largest client message (1 to 16 MiB)
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
     max_payload: usize,
+    /// Channels with more members get no ROOM_USER_ADD / ROOM_USER_REMOVE
+    #[arg(long, value_name = "N", default_value_t = 250)]
     large_threshold: usize,
+    /// Sessions held, live or awaiting resume (0 is taken as 1)
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().max_sessions)]
     max_sessions: usize,
+    /// Sessions one user holds, live or awaiting resume (0 is taken as 1)
+    #[arg(long, value_name = "N",
+          default_value_t = GatewayConfig::default().max_sessions_per_owner)]
     max_sessions_per_owner: usize,
-    channels: ChannelLimits,
-    limits: Config,
+    /// Channels that may exist, `general` included (0 is taken as 1)
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    max_channels: usize,
+    /// Channels one user may create (0: users create none)
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    channels_per_user: usize,
+    /// Channels one user may create per minute (0 is taken as 1)
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    channel_adds_per_minute: u64,
+    #[command(flatten)]
+    serve: serve::ServeOptions,
 }
 
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        listen: ([127, 0, 0, 1], 9004).into(),
-        users: Users::new(),
-        heartbeat: Millis(20_000),
-        resume_window: Millis(60_000),
-        max_payload: 4096,
-        large_threshold: 250,
-        max_sessions: GatewayConfig::default().max_sessions,
-        max_sessions_per_owner: GatewayConfig::default().max_sessions_per_owner,
-        channels: ChannelLimits {
-            max_channels: 10_000,
-            per_user: 100,
-            per_minute: 10,
-        },
-        limits: Config::default(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if serve::switch_option(&mut o.limits, &arg) {
-            continue;
-        }
-        let value = args.next().ok_or(format!("{arg} needs a value"))?;
-        if serve::limit_option(&mut o.limits, &arg, &value)? {
-            continue;
-        }
-        let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
-        match arg.as_str() {
-            "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--user" | "--admin" => {
-                let (name, token) = value
-                    .split_once(':')
-                    .ok_or(format!("{arg} takes NAME:TOKEN"))?;
-                if name.is_empty() || token.is_empty() {
-                    return Err(format!("{arg} takes NAME:TOKEN"));
-                }
-                o.users
-                    .add(User {
-                        name: name.into(),
-                        token: token.into(),
-                        admin: arg == "--admin",
-                    })
-                    .map_err(|e| format!("{arg}: {e}"))?;
-            }
-            "--heartbeat-ms" => o.heartbeat = Millis(number()?.clamp(1, MAX_HEARTBEAT_MS)),
-            "--resume-window-ms" => o.resume_window = Millis(number()?),
-            "--max-payload" => o.max_payload = number()? as usize,
-            "--large-threshold" => o.large_threshold = number()? as usize,
-            "--max-sessions" => o.max_sessions = number()?.max(1) as usize,
-            "--max-sessions-per-owner" => o.max_sessions_per_owner = number()?.max(1) as usize,
-            "--max-channels" => o.channels.max_channels = number()?.max(1) as usize,
-            "--channels-per-user" => o.channels.per_user = number()? as usize,
-            "--channel-adds-per-minute" => {
-                o.channels.per_minute = u32::try_from(number()?.max(1)).unwrap_or(u32::MAX);
-            }
-            _ => return Err(format!("unknown option {arg}")),
+/// A `NAME:TOKEN` of `--user` or `--admin`.
+#[derive(Clone, Debug)]
+struct Credential {
+    name: String,
+    token: String,
+}
+
+/// Parses `NAME:TOKEN`, both non-empty (the token may contain `:`).
+fn credential(value: &str) -> Result<Credential, String> {
+    match value.split_once(':') {
+        Some((name, token)) if !name.is_empty() && !token.is_empty() => Ok(Credential {
+            name: name.into(),
+            token: token.into(),
+        }),
+        _ => Err("want NAME:TOKEN".into()),
+    }
+}
+
+/// `--listen`'s default.
+const LISTEN: &str = "127.0.0.1:9004";
+
+/// The users of `--user` and `--admin` in command-line order (a token given twice belongs
+/// to the last), or else the demo user with a random token (printed); `Err` with the status
+/// to exit with.
+fn users(cli: &Cli, matches: &ArgMatches) -> Result<Users, ExitCode> {
+    let at = |id: &str| matches.indices_of(id).into_iter().flatten();
+    let users = at("users").zip(&cli.users).map(|(i, c)| (i, c, false));
+    let mut given: Vec<_> = users
+        .chain(at("admins").zip(&cli.admins).map(|(i, c)| (i, c, true)))
+        .collect();
+    given.sort_by_key(|&(index, ..)| index);
+    let mut users = Users::new();
+    for (_, c, admin) in given {
+        let user = User {
+            name: c.name.clone(),
+            token: c.token.clone(),
+            admin,
+        };
+        if let Err(e) = users.add(user) {
+            let flag = if admin { "--admin" } else { "--user" };
+            serve::usage_error::<Cli>(LISTEN, format!("{flag} {}: {e}", c.name));
         }
     }
-    Ok(o)
-}
-
-fn main() -> ExitCode {
-    let mut options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}\nusage: chat [--listen ADDR] [--user NAME:TOKEN]... [--admin NAME:TOKEN]... [--heartbeat-ms N] [--resume-window-ms N] [--max-payload BYTES] [--large-threshold N] [--max-sessions N] [--max-sessions-per-owner N] [--max-channels N] [--channels-per-user N] [--channel-adds-per-minute N] {}", serve::LIMIT_USAGE);
-            return ExitCode::from(2);
-        }
-    };
-    if options.users.is_empty() {
-        let token = random_hex(12).unwrap_or_else(|_| "demo-token".into());
-        eprintln!("no --user given: demo user `demo` with token {token}");
+    if users.is_empty() {
+        let what = "token of the demo user `demo`";
+        let Some(token) = serve::secret_or_random(None, "--user", what, 12) else {
+            eprintln!("chat: no randomness for a token");
+            return Err(ExitCode::FAILURE);
+        };
         let demo = User {
             name: "demo".into(),
             token,
             admin: false,
         };
-        if let Err(e) = options.users.add(demo) {
+        if let Err(e) = users.add(demo) {
             eprintln!("{e}");
-            return ExitCode::from(1);
+            return Err(ExitCode::FAILURE);
         }
     }
-    let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
-    gateway_config.resume_window = options.resume_window;
-    gateway_config.max_sessions = options.max_sessions;
-    gateway_config.max_sessions_per_owner = options.max_sessions_per_owner;
+    Ok(users)
+}
+
+fn main() -> ExitCode {
+    let (cli, matches) = serve::parse_matches::<Cli>(LISTEN);
+    let users = match users(&cli, &matches) {
+        Ok(users) => users,
+        Err(status) => return status,
+    };
+    let heartbeat = Millis(cli.heartbeat.clamp(1, MAX_HEARTBEAT_MS));
+    let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
+    gateway_config.resume_window = Millis(cli.resume_window);
+    gateway_config.max_sessions = cli.max_sessions.max(1);
+    gateway_config.max_sessions_per_owner = cli.max_sessions_per_owner.max(1);
+    let channels = ChannelLimits {
+        max_channels: cli.max_channels.max(1),
+        per_user: cli.channels_per_user,
+        per_minute: u32::try_from(cli.channel_adds_per_minute.max(1)).unwrap_or(u32::MAX),
+    };
     let chat = Chat {
-        users: options.users,
+        users,
         banned: HashSet::new(),
-        channels: Channels::new(DEFAULT_CHANNEL, options.channels),
+        channels: Channels::new(DEFAULT_CHANNEL, channels),
         messages: HashMap::new(),
         order: VecDeque::new(),
         next_message: 0,
-        large_threshold: options.large_threshold,
+        large_threshold: cli.large_threshold,
     };
     let config = Config {
-        max_payload: options.max_payload,
-        ..options.limits
+        max_payload: cli.max_payload,
+        ..cli.serve.config(Config::default())
     };
     let gateway = Gateway::new(chat, I386, gateway_config);
-    serve::serve("chat", options.listen, config, gateway)
+    serve::serve("chat", cli.serve.listen, config, gateway)
 }

@@ -7,16 +7,19 @@
 //! cargo run --release --example discodo -- --listen 127.0.0.1:9002 --password hellodiscodo
 //! ```
 //!
-//! Options: `--listen ADDR` (default 127.0.0.1:9002), `--password PW` (default: a random
+//! Options (`--help` lists them with their defaults): `--password PW` (default: a random
 //! password, printed), `--heartbeat-ms N` (default 15000), `--vc-timeout-ms N` (default
-//! 300000), and the node's bounds (see [`Limits`]): `--max-managers N` (default 1000),
+//! 300000), the node's bounds (see [`Limits`]): `--max-managers N` (default 1000),
 //! `--max-voice-clients N` (default 10000), `--max-voice-clients-per-manager N` (default
-//! 2500). Prints `listening on ADDR` on stderr when ready. The protocol, every op and
-//! every error: docs/protocols/discodo.md.
+//! 2500), and what every example takes (`--listen ADDR`, default 127.0.0.1:9002, and the
+//! connection limits; see `examples/support/serve.rs`). Prints `listening on ADDR` on
+//! stderr when ready. The protocol, every op and every error: docs/protocols/discodo.md.
 
 #[path = "support/serve.rs"]
 mod serve;
 
+use clap::builder::NonEmptyStringValueParser;
+use clap::Parser;
 use postern::gateway::dialects::discodo::{code, write_heartbeat_ack, write_payload, Discodo};
 use postern::gateway::secret::{random_hex, secret_eq};
 use postern::gateway::{
@@ -28,7 +31,6 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// An audio manager's identity: normalised `user_id` and `shard_id`.
@@ -118,7 +120,7 @@ struct Node {
     next_vc: u64,
 }
 
-fn app(c: u16, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
+fn app(c: postern::CloseCode, fatal: bool, why: impl Into<Cow<'static, str>>) -> GatewayError {
     GatewayError::app(c, fatal, why)
 }
 
@@ -199,7 +201,7 @@ struct Guild<'a> {
 fn send(gw: &mut Gw<'_, '_, Node>, session: SessionId, op: &str, d: &str) {
     let mut out = String::with_capacity(op.len() + d.len() + 16);
     write_payload(&mut out, op, d);
-    gw.send_raw_to(session, &out);
+    let _ = gw.send_raw_to(session, &out);
 }
 
 impl Node {
@@ -386,7 +388,7 @@ impl Handler for Node {
             "HEARTBEAT" => {
                 let mut out = String::new();
                 write_heartbeat_ack(&mut out, d);
-                gw.send_raw_to(session, &out);
+                let _ = gw.send_raw_to(session, &out);
                 return Ok(());
             }
             "IDENTIFY" => return self.identify_op(gw, session, d),
@@ -456,78 +458,61 @@ impl Handler for Node {
     }
 }
 
-struct Options {
-    listen: SocketAddr,
+/// The Discodo gateway (seed 002): docs/protocols/discodo.md.
+#[derive(Parser, Debug)]
+#[command(name = "discodo")]
+struct Cli {
+    /// The Authorization value [default: random, printed on stderr]
+    #[arg(long, value_name = "PW", value_parser = NonEmptyStringValueParser::new(),
+          allow_hyphen_values = true)]
     password: Option<String>,
-    heartbeat: Millis,
-    vc_timeout: Millis,
-    node_limits: Limits,
-    limits: Config,
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        listen: ([127, 0, 0, 1], 9002).into(),
-        password: None,
-        heartbeat: Millis(15_000),
-        vc_timeout: Millis(300_000),
-        node_limits: Limits::default(),
-        limits: Config::default(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if serve::switch_option(&mut o.limits, &arg) {
-            continue;
-        }
-        let value = args.next().ok_or(format!("{arg} needs a value"))?;
-        if serve::limit_option(&mut o.limits, &arg, &value)? {
-            continue;
-        }
-        let number = || value.parse::<u64>().map_err(|e| format!("{arg}: {e}"));
-        let count = || value.parse::<usize>().map_err(|e| format!("{arg}: {e}"));
-        match arg.as_str() {
-            "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--password" if !value.is_empty() => o.password = Some(value),
-            "--heartbeat-ms" => o.heartbeat = Millis(number()?.clamp(10, 86_400_000)),
-            "--vc-timeout-ms" => o.vc_timeout = Millis(number()?),
-            "--max-managers" => o.node_limits.managers = count()?,
-            "--max-voice-clients" => o.node_limits.voice_clients = count()?,
-            "--max-voice-clients-per-manager" => o.node_limits.per_manager = count()?,
-            _ => return Err(format!("unknown option {arg} (or empty value)")),
-        }
-    }
-    Ok(o)
+    /// The heartbeat interval in ms (10 to 86400000; values outside are taken as the nearer
+    /// bound), announced in seconds
+    #[arg(long = "heartbeat-ms", value_name = "N", default_value_t = 15_000)]
+    heartbeat: u64,
+    /// VC_TIMEOUT in ms
+    #[arg(long = "vc-timeout-ms", value_name = "N", default_value_t = 300_000)]
+    vc_timeout: u64,
+    /// Audio managers the node holds, live or waiting out VC_TIMEOUT
+    #[arg(long, value_name = "N", default_value_t = Limits::default().managers)]
+    max_managers: usize,
+    /// Voice clients the node holds, all managers together
+    #[arg(long, value_name = "N", default_value_t = Limits::default().voice_clients)]
+    max_voice_clients: usize,
+    /// Voice clients one audio manager (one connection) holds
+    #[arg(long, value_name = "N", default_value_t = Limits::default().per_manager)]
+    max_voice_clients_per_manager: usize,
+    #[command(flatten)]
+    serve: serve::ServeOptions,
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!("{e}\nusage: discodo [--listen ADDR] [--password PW] [--heartbeat-ms N] [--vc-timeout-ms N] [--max-managers N] [--max-voice-clients N] [--max-voice-clients-per-manager N] {}", serve::LIMIT_USAGE);
-            return ExitCode::from(2);
-        }
-    };
-    let Some(password) = serve::secret_or_random(options.password, "--password", "password", 12)
-    else {
+    let cli: Cli = serve::parse("127.0.0.1:9002");
+    let Some(password) = serve::secret_or_random(cli.password, "--password", "password", 12) else {
         eprintln!("discodo: no randomness for a password");
         return ExitCode::FAILURE;
     };
-    let mut gateway_config = GatewayConfig::with_heartbeat(options.heartbeat);
+    let heartbeat = Millis(cli.heartbeat.clamp(10, 86_400_000));
+    let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
     // Heartbeats are ops here (see the dialect): a generous command allowance.
-    gateway_config.rate_limit = (1000, Millis(10_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(1000, Millis(10_000));
     let node = Node {
         password,
-        vc_timeout: options.vc_timeout,
+        vc_timeout: Millis(cli.vc_timeout),
         managers: HashMap::new(),
         voice_clients: 0,
-        limits: options.node_limits,
+        limits: Limits {
+            managers: cli.max_managers,
+            voice_clients: cli.max_voice_clients,
+            per_manager: cli.max_voice_clients_per_manager,
+        },
         next_vc: 0,
     };
     let config = Config {
         // Forwarded Discord events can be large.
         max_payload: 1024 * 1024,
-        ..options.limits
+        ..cli.serve.config(Config::default())
     };
     let gateway = Gateway::new(node, Discodo, gateway_config);
-    serve::serve("discodo", options.listen, config, gateway)
+    serve::serve("discodo", cli.serve.listen, config, gateway)
 }

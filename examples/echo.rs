@@ -4,10 +4,10 @@
 //! cargo run --release --example echo -- --listen 127.0.0.1:9001 --max-payload 16777216
 //! ```
 //!
-//! Options: `--listen ADDR` (default 127.0.0.1:9001), `--max-payload BYTES` (default 4096,
-//! at most 16 MiB), `--deflate` (negotiate permessage-deflate with clients that offer it;
-//! the payload limit then bounds the inflated size), and the connection limits every example takes (`--max-connections`,
-//! `--max-conns-per-ip`, `--new-conns-per-ip`, `--limit-loopback`, `--events-per-poll`; see
+//! Options (`--help` lists them with their defaults): `--max-payload BYTES` (default 4096,
+//! at most 16 MiB), and what every example takes (`--listen ADDR`, default 127.0.0.1:9001,
+//! the connection limits, and `--deflate` to negotiate permessage-deflate with clients that
+//! offer it, the payload limit then bounding the inflated size; see
 //! `examples/support/serve.rs`). Prints `listening on ADDR` on stderr when ready; SIGINT or
 //! SIGTERM shuts it down gracefully. This is the server the Autobahn conformance run and the
 //! throughput benchmarks talk to.
@@ -15,8 +15,8 @@
 #[path = "support/serve.rs"]
 mod serve;
 
+use clap::Parser;
 use postern::{Accept, App, Config, ConnId, Ctx, Message, Request};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// The echo application: no per-connection state at all.
@@ -37,47 +37,25 @@ impl App for Echo {
     }
 }
 
-fn parse_args() -> Result<(SocketAddr, Config), String> {
-    let mut listen: SocketAddr = ([127, 0, 0, 1], 9001).into();
-    let mut config = Config::default();
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(format!(
-                "usage: echo [--listen ADDR] [--max-payload BYTES] {}",
-                serve::LIMIT_USAGE
-            ));
-        }
-        if serve::switch_option(&mut config, &arg) {
-            continue;
-        }
-        let value = args.next().ok_or(format!("{arg} needs a value"))?;
-        if serve::limit_option(&mut config, &arg, &value)? {
-            continue;
-        }
-        match arg.as_str() {
-            "--listen" => listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--max-payload" => {
-                config.max_payload = value.parse().map_err(|e| format!("--max-payload: {e}"))?
-            }
-            other => return Err(format!("unknown option {other}")),
-        }
-    }
+/// Echo server: every text or binary message comes back to its sender unchanged.
+#[derive(Parser, Debug)]
+#[command(name = "echo")]
+struct Cli {
+    /// Largest message in bytes (1 to 16 MiB)
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().max_payload)]
+    max_payload: usize,
+    #[command(flatten)]
+    serve: serve::ServeOptions,
+}
+
+fn main() -> ExitCode {
+    let cli: Cli = serve::parse("127.0.0.1:9001");
+    let mut config = cli.serve.config(Config::default());
+    config.max_payload = cli.max_payload;
     // Echoing means queueing what was received: let a few maximal messages wait.
     config.outbox_limit = config.outbox_limit.max(4 * config.max_payload);
     // A largest message may come in 64-byte fragments (Autobahn 9.3.1 and 9.4.1: 4 MiB in
     // 65,536 frames): allow that many, not the default 1,024.
     config.max_fragments = config.max_fragments.max(config.max_payload / 64);
-    Ok((listen, config))
-}
-
-fn main() -> ExitCode {
-    let (listen, config) = match parse_args() {
-        Ok(parsed) => parsed,
-        Err(msg) => {
-            eprintln!("{msg}");
-            return ExitCode::from(2);
-        }
-    };
-    serve::serve("echo", listen, config, Echo)
+    serve::serve("echo", cli.serve.listen, config, Echo)
 }

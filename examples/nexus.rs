@@ -25,6 +25,8 @@ mod rest;
 mod serve;
 
 use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use clap::builder::NonEmptyStringValueParser;
+use clap::Parser;
 use nexus_json::{emit, state_json, track_json, voice_op, Change, Guild};
 use player::{Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nexus::{code, reason, Nexus};
@@ -89,7 +91,7 @@ struct NexusServer {
 
 type Answer = Result<Response, Response>;
 
-fn fail(c: u16) -> GatewayError {
+fn fail(c: postern::CloseCode) -> GatewayError {
     GatewayError::app(c, true, reason(c))
 }
 
@@ -189,7 +191,7 @@ impl NexusServer {
                     .opt_id("guild_id", Some(guild))
                     .str("error", message)
                     .done();
-                gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
+                let _ = gw.dispatch(sid, "VOICE_CONNECTION_ERROR", &data);
                 return Ok(());
             }
             Ok(VoiceChange::Connected | VoiceChange::Reconnected) => {
@@ -202,7 +204,7 @@ impl NexusServer {
             .opt_id("guild_id", Some(guild))
             .opt_id("channel_id", channel)
             .done();
-        gw.dispatch(sid, name, &data);
+        let _ = gw.dispatch(sid, name, &data);
         Ok(())
     }
 
@@ -310,7 +312,7 @@ impl NexusServer {
         let op = voice_op(guild, g);
         let answer = state_json(guild, g, gw.now(), page);
         if let Some(sid) = self.session_of(client) {
-            gw.send_raw_to(sid, &op);
+            let _ = gw.send_raw_to(sid, &op);
         }
         Ok(ok(answer))
     }
@@ -330,7 +332,7 @@ impl NexusServer {
         let left = g.channel.take();
         let to = self.session_of(client);
         if let Some(sid) = to {
-            gw.send_raw_to(sid, &voice_op(guild, &g));
+            let _ = gw.send_raw_to(sid, &voice_op(guild, &g));
         }
         let before = g.player.len();
         let events = g.player.stop(now);
@@ -342,7 +344,7 @@ impl NexusServer {
             .opt_id("channel_id", left)
             .done();
         if let Some(sid) = to {
-            gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
+            let _ = gw.dispatch(sid, "VOICE_CONNECTION_DISCONNECT", &data);
         }
         Ok(ok(state_json(guild, &g, now, page)))
     }
@@ -549,74 +551,43 @@ impl Handler for NexusServer {
     }
 }
 
-/// The command line's settings.
-struct Options {
-    listen: std::net::SocketAddr,
+/// The Nexus music-player gateway (seed 000): docs/protocols/nexus.md.
+#[derive(Parser, Debug)]
+#[command(name = "nexus")]
+struct Cli {
+    /// The upgrade password [default: random, printed on stderr]
+    #[arg(long, value_name = "PW", value_parser = NonEmptyStringValueParser::new(),
+          allow_hyphen_values = true)]
     password: Option<String>,
-    heartbeat: Millis,
-    window: Millis,
-    limits: Limits,
-    config: Config,
-}
-
-fn parse_options() -> Result<Options, String> {
-    let mut o = Options {
-        listen: ([127, 0, 0, 1], 9000).into(),
-        password: None,
-        heartbeat: Millis(30_000),
-        window: Millis(PLAYER_WINDOW_MS),
-        limits: Limits::default(),
-        config: Config::default(),
-    };
-    rest::default_liveness(&mut o.config);
-    let ms = |name: &str, value: &str| -> Result<Millis, String> {
-        let ms: u64 = value.parse().map_err(|e| format!("{name}: {e}"))?;
-        Ok(Millis(ms.clamp(10, 86_400_000)))
-    };
-    rest::options(std::env::args().skip(1), |name, value| {
-        if serve::limit_option(&mut o.config, name, &value)?
-            || rest::liveness_option(&mut o.config, name, &value)?
-            || o.limits.option(name, &value)?
-        {
-            return Ok(());
-        }
-        match name {
-            "--listen" => o.listen = rest::listen(&value)?,
-            "--password" => o.password = Some(value),
-            "--heartbeat-ms" => o.heartbeat = ms(name, &value)?,
-            "--player-window-ms" => o.window = ms(name, &value)?,
-            _ => return Err(format!("unknown option {name}")),
-        }
-        Ok(())
-    })?;
-    Ok(o)
+    /// HELLO's interval (10 to 86400000); the IDENTIFY deadline is 2.5 × N
+    #[arg(long = "heartbeat-ms", value_name = "N", default_value_t = 30_000)]
+    heartbeat: u64,
+    /// How long a client's players outlive its last identified socket (10 to 86400000)
+    #[arg(long = "player-window-ms", value_name = "N", default_value_t = PLAYER_WINDOW_MS)]
+    window: u64,
+    #[command(flatten)]
+    liveness: rest::Liveness,
+    #[command(flatten)]
+    bounds: rest::Bounds,
+    #[command(flatten)]
+    serve: serve::ServeOptions,
 }
 
 fn main() -> ExitCode {
-    let o = match parse_options() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: nexus [--listen ADDR] [--password PW] [--heartbeat-ms N] \
-                 [--player-window-ms N] {} {} {}",
-                rest::LIVENESS_USAGE,
-                Limits::USAGE,
-                serve::LIMIT_USAGE
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let Some(password) = serve::secret_or_random(o.password, "--password", "password", 12) else {
+    let cli: Cli = serve::parse("127.0.0.1:9000");
+    let Some(password) = serve::secret_or_random(cli.password, "--password", "password", 12) else {
         eprintln!("nexus: no randomness for a password");
         return ExitCode::FAILURE;
     };
-    let mut gateway_config = GatewayConfig::with_heartbeat(o.heartbeat);
+    let ms = |ms: u64| Millis(ms.clamp(10, 86_400_000));
+    let heartbeat = ms(cli.heartbeat);
+    let mut gateway_config = GatewayConfig::with_heartbeat(heartbeat);
     // PING is there for clients that want it: an identified client is never expired for
     // silence. Dead sockets are found by the reactor's WebSocket Pings (`--idle-timeout-ms`).
     gateway_config.heartbeat_required = false;
-    gateway_config.identify_timeout = o.heartbeat + gateway_config.heartbeat_grace;
+    gateway_config.identify_timeout = heartbeat + gateway_config.heartbeat_grace;
     gateway_config.replay_events = 0; // No resume: nothing is kept.
-    gateway_config.rate_limit = (2400, Millis(60_000));
+    gateway_config.rate_limit = postern::gateway::RateLimit::new(2400, Millis(60_000));
     let server = NexusServer {
         password,
         pending: HashMap::new(),
@@ -624,15 +595,15 @@ fn main() -> ExitCode {
         tokens: HashMap::new(),
         guilds: HashMap::new(),
         tracks: 0,
-        limits: o.limits,
-        window: o.window,
+        limits: cli.bounds.limits(),
+        window: ms(cli.window),
         next_track: 0,
     };
     // Discord's voice state payloads (with a member object) can pass 4 KiB.
     let config = Config {
         max_payload: 64 * 1024,
-        ..o.config
+        ..cli.liveness.config(cli.serve.config(Config::default()))
     };
     let gateway = Gateway::new(server, Nexus, gateway_config);
-    serve::serve("nexus", o.listen, config, gateway)
+    serve::serve("nexus", cli.serve.listen, config, gateway)
 }

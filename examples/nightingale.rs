@@ -26,6 +26,8 @@ mod rest;
 mod serve;
 
 use bounds::{Held, Limits, Over, DEFAULT_PAGE, MAX_PAGE};
+use clap::builder::NonEmptyStringValueParser;
+use clap::Parser;
 use nightingale_json::{forward, state_json, track_events, voice_state, Guild, Payloads};
 use player::{Event, Player, Refusal, Track, Voice, VoiceChange, VoicePayload, Wake};
 use postern::gateway::dialects::nightingale::Nightingale;
@@ -82,7 +84,7 @@ fn no_player() -> Response {
 /// Dispatches payloads to a session (kept for replay while it is detached).
 fn send(gw: &mut Gw<'_, '_, NightingaleServer>, sid: SessionId, out: Payloads) {
     for (op, data) in out {
-        gw.dispatch(sid, op, &data);
+        let _ = gw.dispatch(sid, op, &data);
     }
 }
 
@@ -480,52 +482,35 @@ impl Handler for NightingaleServer {
     }
 }
 
+/// The Nightingale music-player gateway (seed 001): docs/protocols/nightingale.md.
+#[derive(Parser, Debug)]
+#[command(name = "nightingale")]
+struct Cli {
+    /// The REST password [default: random, printed on stderr]
+    #[arg(long, value_name = "PW", value_parser = NonEmptyStringValueParser::new(),
+          allow_hyphen_values = true)]
+    password: Option<String>,
+    /// How long a session outlives its connection
+    #[arg(long = "resume-window-ms", value_name = "N", default_value_t = 60_000)]
+    resume_window: u64,
+    /// Sessions held, connected or awaiting resume (0 is taken as 1)
+    #[arg(long, value_name = "N", default_value_t = GatewayConfig::default().max_sessions)]
+    max_sessions: usize,
+    /// Sessions one source address (IPv4, or IPv6 /64) holds (0 is taken as 1)
+    #[arg(long, value_name = "N",
+          default_value_t = GatewayConfig::default().max_sessions_per_owner)]
+    max_sessions_per_owner: usize,
+    #[command(flatten)]
+    liveness: rest::Liveness,
+    #[command(flatten)]
+    bounds: rest::Bounds,
+    #[command(flatten)]
+    serve: serve::ServeOptions,
+}
+
 fn main() -> ExitCode {
-    let mut listen = ([127, 0, 0, 1], 9005).into();
-    let (mut password, mut window) = (None, Millis(60_000));
-    let mut quotas = GatewayConfig::default();
-    let mut limits = Config::default();
-    rest::default_liveness(&mut limits);
-    let mut bounds = Limits::default();
-    let parsed = rest::options(std::env::args().skip(1), |name, value| {
-        if serve::limit_option(&mut limits, name, &value)?
-            || rest::liveness_option(&mut limits, name, &value)?
-            || bounds.option(name, &value)?
-        {
-            return Ok(());
-        }
-        match name {
-            "--listen" => listen = rest::listen(&value)?,
-            "--password" => password = Some(value),
-            "--resume-window-ms" => {
-                window = Millis(
-                    value
-                        .parse()
-                        .map_err(|e| format!("--resume-window-ms: {e}"))?,
-                )
-            }
-            "--max-sessions" | "--max-sessions-per-owner" => {
-                let n: usize = value.parse().map_err(|e| format!("{name}: {e}"))?;
-                match name {
-                    "--max-sessions" => quotas.max_sessions = n.max(1),
-                    _ => quotas.max_sessions_per_owner = n.max(1),
-                }
-            }
-            _ => return Err(format!("unknown option {name}")),
-        }
-        Ok(())
-    });
-    if let Err(e) = parsed {
-        eprintln!(
-            "{e}\nusage: nightingale [--listen ADDR] [--password PW] [--resume-window-ms N] \
-             [--max-sessions N] [--max-sessions-per-owner N] {} {} {}",
-            rest::LIVENESS_USAGE,
-            Limits::USAGE,
-            serve::LIMIT_USAGE
-        );
-        return ExitCode::from(2);
-    }
-    let Some(password) = serve::secret_or_random(password, "--password", "password", 12) else {
+    let cli: Cli = serve::parse("127.0.0.1:9005");
+    let Some(password) = serve::secret_or_random(cli.password, "--password", "password", 12) else {
         eprintln!("nightingale: no randomness for a password");
         return ExitCode::FAILURE;
     };
@@ -533,9 +518,9 @@ fn main() -> ExitCode {
     // (`--ping-interval-ms`, `--idle-timeout-ms`).
     let gateway_config = GatewayConfig {
         heartbeat_required: false,
-        resume_window: window,
-        max_sessions: quotas.max_sessions,
-        max_sessions_per_owner: quotas.max_sessions_per_owner,
+        resume_window: Millis(cli.resume_window),
+        max_sessions: cli.max_sessions.max(1),
+        max_sessions_per_owner: cli.max_sessions_per_owner.max(1),
         ..GatewayConfig::default()
     };
     let server = NightingaleServer {
@@ -544,9 +529,10 @@ fn main() -> ExitCode {
         guilds: HashMap::new(),
         held: HashMap::new(),
         tracks: 0,
-        limits: bounds,
+        limits: cli.bounds.limits(),
         next_track: 0,
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);
-    serve::serve("nightingale", listen, limits, gateway)
+    let config = cli.liveness.config(cli.serve.config(Config::default()));
+    serve::serve("nightingale", cli.serve.listen, config, gateway)
 }

@@ -6,15 +6,21 @@
 //! cargo run --release --example rooms -- --listen 127.0.0.1:9003 --admin-token SECRET
 //! ```
 //!
-//! Options: `--listen ADDR` (default 127.0.0.1:9003), `--admin-token T` (default: a random
+//! Options (`--help` lists them with their defaults): `--admin-token T` (default: a random
 //! token, printed), `--heartbeat-ms N` (default 30000), `--max-closed-rooms N` (default
-//! 100000: closed rooms remembered, the oldest forgotten first). Prints `listening on ADDR`
+//! 100000: closed rooms remembered, the oldest forgotten first), and what every example
+//! takes (`--listen ADDR`, default 127.0.0.1:9003, and the connection limits; see
+//! `examples/support/serve.rs`). Prints `listening on ADDR`
 //! on stderr when ready. The protocol, the REST API and every close code:
 //! docs/protocols/rooms.md.
 
 #[path = "support/serve.rs"]
 mod serve;
+#[path = "support/wall_clock.rs"]
+mod wall_clock;
 
+use clap::builder::NonEmptyStringValueParser;
+use clap::Parser;
 use postern::gateway::dialects::rooms::{code, event, write_packet, Rooms, SERVER_HEARTBEAT};
 use postern::gateway::secret::secret_eq;
 use postern::gateway::SessionId;
@@ -26,7 +32,6 @@ use postern::{Config, ConnId, Millis, Request, Response};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::rc::Rc;
 
@@ -129,15 +134,10 @@ fn broadcast(
     data: &impl Serialize,
 ) -> Response {
     let data = serde_json::to_string(data).unwrap_or_else(|_| "{}".into());
-    gw.dispatch_room(room, &id.to_string(), &data, None);
+    let _ = gw.dispatch_room(room, &id.to_string(), &data, None);
     let mut packet = String::new();
     write_packet(&mut packet, id, &data);
     Response::json(200, packet)
-}
-
-fn unix_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn parse<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<T, Response> {
@@ -226,7 +226,7 @@ impl RoomsServer {
         gw: &mut Gw<'_, '_, Self>,
         room: &str,
         who: Option<&str>,
-        c: u16,
+        c: postern::CloseCode,
         why: &'static str,
     ) {
         let Some(r) = self.rooms.get_mut(room) else {
@@ -288,7 +288,7 @@ impl RoomsServer {
                 if m.author_id.is_empty() {
                     return Err(text(400, "authorId must not be empty"));
                 }
-                m.sent_at = unix_ms();
+                m.sent_at = wall_clock::unix_ms();
                 broadcast(gw, room, event::MESSAGE_CREATE, &m)
             }
             ("PATCH", []) => {
@@ -433,7 +433,7 @@ impl Handler for RoomsServer {
     }
 
     fn on_timer(&mut self, gw: &mut Gw<'_, '_, Self>, Beat(session): Beat) {
-        if gw.send_raw_to(session, SERVER_HEARTBEAT) {
+        if gw.send_raw_to(session, SERVER_HEARTBEAT).is_ok() {
             let at = gw.now() + self.heartbeat;
             gw.set_timer(at, Beat(session));
         }
@@ -482,67 +482,33 @@ impl Handler for RoomsServer {
     }
 }
 
-struct Options {
-    listen: SocketAddr,
+/// The chat-rooms gateway (seed 003): docs/protocols/rooms.md.
+#[derive(Parser, Debug)]
+#[command(name = "rooms")]
+struct Cli {
+    /// The REST API's bearer token [default: random, printed on stderr]
+    #[arg(long, value_name = "T", value_parser = NonEmptyStringValueParser::new(),
+          allow_hyphen_values = true)]
     admin_token: Option<String>,
-    heartbeat: Millis,
+    /// The heartbeat interval (10 to 86400000; values outside are taken as the nearer bound)
+    #[arg(long = "heartbeat-ms", value_name = "N", default_value_t = 30_000)]
+    heartbeat: u64,
+    /// Closed rooms remembered (they answer 410); the oldest is forgotten first
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
     max_closed_rooms: usize,
-    limits: Config,
-}
-
-fn parse_args() -> Result<Options, String> {
-    let mut o = Options {
-        listen: ([127, 0, 0, 1], 9003).into(),
-        admin_token: None,
-        heartbeat: Millis(30_000),
-        max_closed_rooms: 100_000,
-        limits: Config::default(),
-    };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if serve::switch_option(&mut o.limits, &arg) {
-            continue;
-        }
-        let value = args.next().ok_or(format!("{arg} needs a value"))?;
-        if serve::limit_option(&mut o.limits, &arg, &value)? {
-            continue;
-        }
-        match arg.as_str() {
-            "--listen" => o.listen = value.parse().map_err(|e| format!("--listen: {e}"))?,
-            "--admin-token" if !value.is_empty() => o.admin_token = Some(value),
-            "--heartbeat-ms" => {
-                let n: u64 = value.parse().map_err(|e| format!("--heartbeat-ms: {e}"))?;
-                o.heartbeat = Millis(n.clamp(10, 86_400_000));
-            }
-            "--max-closed-rooms" => {
-                o.max_closed_rooms = value
-                    .parse()
-                    .map_err(|e| format!("--max-closed-rooms: {e}"))?;
-            }
-            _ => return Err(format!("unknown option {arg} (or empty value)")),
-        }
-    }
-    Ok(o)
+    #[command(flatten)]
+    serve: serve::ServeOptions,
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(o) => o,
-        Err(e) => {
-            eprintln!(
-                "{e}\nusage: rooms [--listen ADDR] [--admin-token T] [--heartbeat-ms N] [--max-closed-rooms N] {}",
-                serve::LIMIT_USAGE
-            );
-            return ExitCode::from(2);
-        }
-    };
+    let cli: Cli = serve::parse("127.0.0.1:9003");
     let Some(admin_token) =
-        serve::secret_or_random(options.admin_token, "--admin-token", "admin token", 16)
+        serve::secret_or_random(cli.admin_token, "--admin-token", "admin token", 16)
     else {
         eprintln!("rooms: no randomness for an admin token");
         return ExitCode::FAILURE;
     };
-    let interval = options.heartbeat;
+    let interval = Millis(cli.heartbeat.clamp(10, 86_400_000));
     let mut gateway_config = GatewayConfig::with_heartbeat(interval);
     // Liveness (docs/protocols/rooms.md): any message is proof of life; a probe after a
     // whole interval of silence, answered (by any message) within one more; so a silent
@@ -553,8 +519,9 @@ fn main() -> ExitCode {
         admin_token,
         heartbeat: gateway_config.server_heartbeat_period(),
         rooms: HashMap::new(),
-        closed: ClosedRooms::new(options.max_closed_rooms),
+        closed: ClosedRooms::new(cli.max_closed_rooms),
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
-    serve::serve("rooms", options.listen, options.limits, gateway)
+    let config = cli.serve.config(Config::default());
+    serve::serve("rooms", cli.serve.listen, config, gateway)
 }

@@ -120,7 +120,8 @@ pub struct Config {
     /// process did not see; the clock still advances by up to this much per turn, so a
     /// loop that is always late still expires deadlines, just later. A host driving
     /// [`Reactor::turn`](crate::Reactor::turn) itself should call it without long pauses:
-    /// time spent between turns counts as lateness too.
+    /// time spent between turns counts as lateness too. Not used once the clock is the
+    /// caller's ([`Reactor::turn_at`](crate::Reactor::turn_at)).
     pub stall_threshold: Millis,
     /// permessage-deflate (RFC 7692), negotiated with each client that offers it when
     /// `Some` (default `None`: offers are declined). Needs the `deflate` cargo feature.

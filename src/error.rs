@@ -44,3 +44,26 @@ impl From<ConfigError> for Error {
         Error::Config(e)
     }
 }
+
+/// Why a send did not happen.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum SendError {
+    /// No such connection (gone, or an id from another slot generation).
+    Unknown,
+    /// The connection is closing or closed: nothing more may be sent.
+    Closing,
+    /// The connection's outbox overflowed: it is a slow reader and is being closed (1008).
+    Overflow,
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendError::Unknown => "unknown connection",
+            SendError::Closing => "connection is closing",
+            SendError::Overflow => "outbox overflow: slow reader closed",
+        })
+    }
+}
+
+impl std::error::Error for SendError {}

@@ -14,8 +14,16 @@
 //! - [`timer`]: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
 //! - [`reactor`]: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
 //!   [`Remote`]. Applications implement [`App`].
-//! - [`gateway`]: the session lifecycle as an [`App`]: implement [`gateway::Handler`] and
-//!   pick or write a [`gateway::Dialect`].
+//! - [`gateway`]: the session lifecycle: implement [`gateway::Handler`] and pick or write a
+//!   [`gateway::Dialect`]. The engine ([`gateway::Gateway`]) is a state machine too: it acts
+//!   only through a [`gateway::Link`] (sends, closes, per-connection state, timers, the
+//!   time). The reactor's [`Ctx`] is one `Link`, through the adapter that makes a
+//!   `Gateway` an [`App`]; the in-memory driver `gateway::driver` (cargo feature
+//!   `testing`: fake clock, recorded frames, ordered timers) is the other, for tests and
+//!   fuzzing without sockets.
+//!
+//! Leaf types shared by every layer: [`ConnId`] (a connection's identity), [`Millis`],
+//! [`CloseCode`], [`SendError`].
 //!
 //! # Guarantees
 //!
@@ -40,9 +48,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod app;
 pub mod close;
 pub mod config;
+mod conn_id;
 pub mod error;
 pub mod gateway;
 pub mod http;
@@ -53,12 +61,12 @@ pub mod timer;
 pub mod wire;
 pub mod ws;
 
-pub use app::{Accept, App, Closed, Message};
 pub use close::CloseCode;
 pub use config::Config;
-pub use error::Error;
+pub use conn_id::ConnId;
+pub use error::{Error, SendError};
 pub use http::{Request, Response};
-pub use reactor::{ConnId, Ctx, Reactor, Remote, RemoteError, SendError, Stats};
+pub use reactor::{Accept, App, Closed, Ctx, Message, Reactor, Remote, RemoteError, Stats};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

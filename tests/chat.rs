@@ -6,6 +6,7 @@
 //! 5 s), so that a loaded machine cannot time out an idle listener mid-test; the heartbeat
 //! tests run at 500 ms.
 
+mod support;
 mod support_chat;
 
 use serde_json::{json, Value};

@@ -2,6 +2,7 @@
 //! "Limits"): the token length cap, and the rate and quota on channel creation that keep
 //! one user from filling the channel table or flushing everyone's replay buffer.
 
+mod support;
 mod support_chat;
 
 use serde_json::{json, Value};

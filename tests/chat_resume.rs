@@ -3,6 +3,7 @@
 //! an expired session. The release binary runs as a subprocess, one server per test; the
 //! protocol is in docs/protocols/chat.md.
 
+mod support;
 mod support_chat;
 
 use serde_json::{json, Value};

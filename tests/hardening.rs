@@ -1,11 +1,12 @@
 //! Bounds added by the second hardening round (issue 12), each with its exact answer while
 //! a bystander on the same reactor keeps being served: frames per fragmented message,
-//! keep-alive requests per connection and their lifetime, the handshake deadline's answers,
-//! and per-address limits on IPv6 peers.
+//! keep-alive requests per connection, and per-address limits on IPv6 peers. (A keep-alive
+//! connection's lifetime and the handshake deadline's answers are in `deadlines.rs`, on a
+//! clock the test sets.)
 
 mod support;
 
-use postern::{Config, Millis, Reactor};
+use postern::{Config, Reactor};
 use std::time::{Duration, Instant};
 use support::*;
 
@@ -124,61 +125,6 @@ fn keep_alive_requests_per_connection_are_capped() {
     assert_eq!(header(&head, "connection"), Some("close"), "{head}");
     assert_eq!(raw.expect_closed(secs(3)), Ending::Eof(0));
     bystander_echo(&mut bystander, "still here");
-    server.stop();
-}
-
-#[test]
-fn keep_alive_connections_have_a_lifetime() {
-    let config = Config {
-        http_connection_lifetime: Millis(600),
-        ..Config::default()
-    };
-    let server = spawn(config, EchoApp);
-    // Requests every 300 ms would hold the socket forever under the 10 s idle timeout:
-    // the lifetime ends it, without an answer since it is idle then.
-    let start = Instant::now();
-    let mut raw = Raw::connect(server.addr);
-    for pause in [300, 500] {
-        let head = plain(&mut raw);
-        assert_eq!(header(&head, "connection"), Some("keep-alive"), "{head}");
-        std::thread::sleep(Duration::from_millis(pause));
-    }
-    // 800 ms after accept: the request sent now comes too late.
-    let _ = raw.try_send(PLAIN);
-    assert!(
-        matches!(raw.expect_closed(secs(3)), Ending::Eof(0) | Ending::Reset),
-        "answered after its lifetime"
-    );
-    let took = start.elapsed();
-    assert!(took < secs(3), "closed after {took:?}");
-
-    // Part of a request pending when the lifetime ends: 408.
-    let mut raw = Raw::connect(server.addr);
-    plain(&mut raw);
-    raw.send(b"GET / HT");
-    let head = raw.read_head().expect("408");
-    assert_eq!(status(&head), 408, "{head}");
-    server.stop();
-}
-
-#[test]
-fn idle_keep_alive_at_the_handshake_deadline_is_closed_without_an_answer() {
-    let config = Config {
-        handshake_timeout: Millis(300),
-        ..Config::default()
-    };
-    let server = spawn(config, EchoApp);
-    let mut raw = Raw::connect(server.addr);
-    plain(&mut raw);
-    // Nothing of a second request was sent: no 408, just the end.
-    assert_eq!(raw.expect_closed(secs(3)), Ending::Eof(0));
-    // Part of a second request: 408.
-    let mut raw = Raw::connect(server.addr);
-    plain(&mut raw);
-    raw.send(b"GET / HT");
-    let head = raw.read_head().expect("408");
-    assert_eq!(status(&head), 408, "{head}");
-    assert_eq!(header(&head, "connection"), Some("close"), "{head}");
     server.stop();
 }
 

@@ -5,11 +5,11 @@
 
 #[path = "support_music/nexus_helpers.rs"]
 mod nexus_helpers;
+mod support;
 mod support_music;
 
 use nexus_helpers::{binary, join, track, voice_op, voice_ready, CALM};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use support_music::{has, Server, PASSWORD, QUIET};
@@ -423,27 +423,19 @@ fn options_defaults_and_errors() {
 
 #[test]
 fn a_generated_password_is_printed_and_works() {
-    let mut cmd = Command::new(binary());
-    let mut child = cmd
-        .args(["--listen", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut lines = stderr.lines().map_while(Result::ok);
-    let password = lines.next().unwrap_or_default();
-    let addr = lines.next().unwrap_or_default();
-    let password = password
+    let server = Server::spawn(binary(), &["--listen", "127.0.0.1:0"]).expect("listening");
+    // The password is printed first, then the address.
+    let log = server.process.log();
+    let mut lines = log.lines();
+    let password = lines
+        .next()
+        .unwrap_or_default()
         .strip_prefix("no --password given: the password is ")
         .unwrap_or_default();
-    let addr = addr
-        .strip_prefix("listening on ")
-        .unwrap_or_default()
-        .trim();
-    let server = Server {
-        child,
-        addr: addr.parse().expect("the address after the password"),
-    };
+    assert!(
+        lines.next().is_some_and(|l| l.starts_with("listening on ")),
+        "{log}"
+    );
     let mut c = server.ws(&[("Authorization", password), ("client-id", "1")]);
     has(&c.recv(), &json!({"op": 0}));
 }

@@ -6,6 +6,7 @@
 
 #[path = "support_music/nexus_helpers.rs"]
 mod nexus_helpers;
+mod support;
 mod support_music;
 
 use nexus_helpers::{binary, join, track, CALM};

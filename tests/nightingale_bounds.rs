@@ -4,6 +4,7 @@
 //! the `session` header, the queue and per-session caps, and paged listings.
 //! Set `POSTERN_NIGHTINGALE_BIN` to a built `nightingale` binary to skip the build step.
 
+mod support;
 mod support_music;
 
 use serde_json::{json, Value};

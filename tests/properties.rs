@@ -425,3 +425,18 @@ fn token_bucket_survives_any_clock_jump() {
     assert!(bucket.is_full(Millis(u64::MAX / 2), capacity, w));
     assert!(bucket.take(Millis(u64::MAX / 2), capacity, w));
 }
+
+/// The committed seeds of `session_machine` (fuzz/corpus, written by fuzz/seeds.py) pass
+/// through the model: the fuzz target's starting points stay valid inputs.
+#[test]
+fn session_machine_seed_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/session_machine");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir).expect("the seed corpus") {
+        let data = std::fs::read(entry.expect("an entry").path()).expect("a seed");
+        let stats = model::Model::run(&mut input::Input(&data)).stats;
+        assert!(stats.identified > 0, "{stats:?}");
+        seen += 1;
+    }
+    assert!(seen >= 2, "{seen} seeds");
+}

@@ -61,7 +61,7 @@ impl Handler for Room {
         data: Option<&RawValue>,
     ) -> Result<(), GatewayError> {
         if event == "SAY" {
-            gw.dispatch_room("r", "SAY", data.map_or("{}", RawValue::get), None);
+            let _ = gw.dispatch_room("r", "SAY", data.map_or("{}", RawValue::get), None);
         }
         Ok(())
     }
@@ -121,7 +121,7 @@ fn a_slow_member_is_closed_by_its_outbox_cap_and_stalls_nobody() {
         ..Config::default()
     };
     let mut gateway = GatewayConfig::with_heartbeat(Millis(30_000));
-    gateway.rate_limit = (1_000_000, Millis(60_000));
+    gateway.rate_limit = postern::gateway::RateLimit::new(1_000_000, Millis(60_000));
     let server = spawn(config, gateway);
     let (mut slow, slow_sid) = join(server.addr, "slow");
     let (mut healthy, _) = join(server.addr, "healthy");

@@ -276,69 +276,6 @@ fn upgrade_beyond_max_connections_gets_503() {
     server.stop();
 }
 
-fn handshake_deadline_config() -> Config {
-    Config {
-        handshake_timeout: Millis(300),
-        ..Config::default()
-    }
-}
-
-#[test]
-fn handshake_deadline_closes_silent_socket() {
-    let server = spawn(handshake_deadline_config(), EchoApp);
-    let start = Instant::now();
-    let mut raw = Raw::connect(server.addr);
-    assert_eq!(raw.expect_closed(secs(2)), Ending::Eof(0));
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(250),
-        "closed too early: {took:?}"
-    );
-    server.stop();
-}
-
-#[test]
-fn handshake_deadline_answers_slowloris_408() {
-    let server = spawn(handshake_deadline_config(), EchoApp);
-    let request = upgrade_request("/", "");
-    let mut raw = Raw::connect(server.addr);
-    raw.stream
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let start = Instant::now();
-    let mut sent = 0;
-    let first = loop {
-        assert!(
-            start.elapsed() < secs(2),
-            "slowloris still connected after 2 s"
-        );
-        raw.try_send(&request.as_bytes()[sent..sent + 1])
-            .expect("the server answers before it closes");
-        sent += 1;
-        let mut byte = [0u8; 1];
-        match std::io::Read::read(&mut raw.stream, &mut byte) {
-            Ok(0) => panic!("closed without an answer after {sent} bytes"),
-            Ok(_) => break byte[0],
-            Err(e) if is_timeout(&e) => {}
-            Err(e) => panic!("{e}"),
-        }
-    };
-    let took = start.elapsed();
-    assert!(
-        took >= Duration::from_millis(250),
-        "answered too early: {took:?}"
-    );
-    assert!(sent >= 2 && sent < request.len(), "{sent} bytes");
-    raw.stream.set_read_timeout(Some(secs(2))).unwrap();
-    let rest = raw.read_to_eof(secs(2));
-    let mut response = vec![first];
-    response.extend_from_slice(&rest);
-    let response = String::from_utf8_lossy(&response).into_owned();
-    assert_eq!(status(&response), 408, "{response}");
-    assert_eq!(header(&response, "connection"), Some("close"), "{response}");
-    server.stop();
-}
-
 /// Echoes, except that "flood" is answered with 16 KiB; records every `on_close`.
 #[derive(Default)]
 struct FloodApp {

@@ -1,6 +1,7 @@
 //! The bounds of the music examples (`nexus`, `nightingale`) on players and queued tracks:
-//! per player, per client (a Nexus client id, a Nightingale session) and per server, the
-//! `--max-*` options that set them, the exact refusal of each, and the REST page sizes.
+//! per player, per client (a Nexus client id, a Nightingale session) and per server (the
+//! `--max-*` options that set them are `rest::Bounds`), the exact refusal of each, and the
+//! REST page sizes.
 //! Sans-IO: the examples count what is held and ask before adding.
 #![allow(dead_code)]
 
@@ -77,27 +78,6 @@ pub struct Held {
 }
 
 impl Limits {
-    /// The command-line usage of [`Limits::option`].
-    pub const USAGE: &'static str = "[--max-queue N] [--max-client-players N] \
-         [--max-client-tracks N] [--max-players N] [--max-tracks N]";
-
-    /// Applies `flag value` if `flag` is one of the bounds; `Ok(false)` for any other flag.
-    pub fn option(&mut self, flag: &str, value: &str) -> Result<bool, String> {
-        let slot = match flag {
-            "--max-queue" => &mut self.queue,
-            "--max-client-players" => &mut self.client_players,
-            "--max-client-tracks" => &mut self.client_tracks,
-            "--max-players" => &mut self.players,
-            "--max-tracks" => &mut self.tracks,
-            _ => return Ok(false),
-        };
-        let n: u32 = value
-            .parse()
-            .map_err(|e| format!("{flag}: {e} (want a whole number)"))?;
-        *slot = (n as usize).max(1);
-        Ok(true)
-    }
-
     /// Whether `adding` more tracks fit, in a player holding `queued` and with `held`.
     pub fn admit_tracks(&self, queued: usize, held: Held, adding: usize) -> Result<(), Over> {
         if queued.saturating_add(adding) > self.queue {

@@ -125,7 +125,7 @@ pub fn emit<H: Handler>(
                     EndReason::Stopped => "stopped",
                     EndReason::Failed(e) => {
                         let data = with_track(&track).str("error", &e).done();
-                        gw.dispatch(to, "AUDIO_PLAYER_ERROR", &data);
+                        let _ = gw.dispatch(to, "AUDIO_PLAYER_ERROR", &data);
                         "error"
                     }
                 };
@@ -152,6 +152,6 @@ pub fn emit<H: Handler>(
                 ("QUEUE_STATE_UPDATE", data.done())
             }
         };
-        gw.dispatch(to, name, &data);
+        let _ = gw.dispatch(to, name, &data);
     }
 }

@@ -1,11 +1,13 @@
 //! Helpers shared by the `nexus` and `nightingale` examples: JSON objects written in a fixed
-//! key order, REST answers and routing, credentials, and start-up (options, password, bind,
-//! run).
+//! key order, REST answers and routing, credentials, and the options both take (liveness,
+//! bounds on players and queues).
 #![allow(dead_code)]
 
+use crate::bounds::Limits;
+use crate::serve::at_least_one;
+use clap::Args;
 use postern::gateway::write_json_str;
-use postern::{Request, Response};
-use std::net::SocketAddr;
+use postern::{Config, Millis, Request, Response};
 
 /// A JSON object written member by member, in the order given.
 #[derive(Debug, Default)]
@@ -144,32 +146,6 @@ pub fn bool_param(request: &Request<'_, '_>, key: &str, default: bool) -> Result
     }
 }
 
-/// Reads `--name value` pairs from the command line, handing each to `set`.
-pub fn options(
-    args: impl Iterator<Item = String>,
-    mut set: impl FnMut(&str, String) -> Result<(), String>,
-) -> Result<(), String> {
-    let mut args = args;
-    while let Some(name) = args.next() {
-        if name == "--deflate" {
-            // A switch: no value (serve::limit_option applies it).
-            set(&name, String::new())?;
-            continue;
-        }
-        let value = args
-            .next()
-            .filter(|v| !v.is_empty())
-            .ok_or(format!("{name} needs a value"))?;
-        set(&name, value)?;
-    }
-    Ok(())
-}
-
-/// Parses `--listen`'s value.
-pub fn listen(value: &str) -> Result<SocketAddr, String> {
-    value.parse().map_err(|e| format!("--listen: {e}"))
-}
-
 /// A page of a listing: `offset` (default 0) and `limit` (default `default`, at most `max`)
 /// query parameters. Errors are messages for a 400 answer.
 pub fn page(request: &Request<'_, '_>, default: usize, max: usize) -> Result<Page, String> {
@@ -199,39 +175,71 @@ pub struct Page {
     pub limit: usize,
 }
 
-/// Default interval of the reactor's WebSocket Pings to a silent connection (20 s).
-pub const PING_INTERVAL_MS: u64 = 20_000;
-/// Default silence after which a connection that answers nothing, not even Pings, is closed
-/// with 1001 (60 s).
-pub const IDLE_TIMEOUT_MS: u64 = 60_000;
-
-/// The usage of [`liveness_option`].
-pub const LIVENESS_USAGE: &str = "[--ping-interval-ms N] [--idle-timeout-ms N]";
-
-/// Sets the default liveness of a protocol without heartbeats: the reactor Pings a
-/// connection silent for [`PING_INTERVAL_MS`] and closes one silent (no frame at all, Pongs
-/// included) for [`IDLE_TIMEOUT_MS`] with 1001 `idle timeout`.
-pub fn default_liveness(config: &mut postern::Config) {
-    config.ping_interval = Some(postern::Millis(PING_INTERVAL_MS));
-    config.idle_timeout = Some(postern::Millis(IDLE_TIMEOUT_MS));
+/// The liveness of a protocol without heartbeats: the reactor Pings a connection silent for
+/// `--ping-interval-ms` and closes one silent (no frame at all, Pongs included) for
+/// `--idle-timeout-ms` with 1001 `idle timeout`. Each is taken between 10 ms and 24 h. A ping
+/// interval at or above the idle timeout is raised to it by the reactor's arithmetic (a Ping
+/// then never goes out before the close), so keep it below.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Liveness")]
+pub struct Liveness {
+    /// A WebSocket Ping to a connection silent this long, and again each N while silent
+    #[arg(long = "ping-interval-ms", value_name = "N", default_value_t = 20_000)]
+    pub ping_interval: u64,
+    /// A connection from which no frame (Pongs included) arrived this long is closed with
+    /// 1001; keep it above the ping interval
+    #[arg(long = "idle-timeout-ms", value_name = "N", default_value_t = 60_000)]
+    pub idle_timeout: u64,
 }
 
-/// Applies `--ping-interval-ms` or `--idle-timeout-ms` (10 ms to 24 h); `Ok(false)` for any
-/// other flag. A ping interval at or above the idle timeout is raised to it by the reactor's
-/// arithmetic (a Ping then never goes out before the close), so keep it below.
-pub fn liveness_option(
-    config: &mut postern::Config,
-    flag: &str,
-    value: &str,
-) -> Result<bool, String> {
-    let slot = match flag {
-        "--ping-interval-ms" => &mut config.ping_interval,
-        "--idle-timeout-ms" => &mut config.idle_timeout,
-        _ => return Ok(false),
-    };
-    let ms: u64 = value
-        .parse()
-        .map_err(|e| format!("{flag}: {e} (want milliseconds)"))?;
-    *slot = Some(postern::Millis(ms.clamp(10, 86_400_000)));
-    Ok(true)
+impl Liveness {
+    /// `config` with this liveness.
+    pub fn config(&self, config: Config) -> Config {
+        let ms = |ms: u64| Some(Millis(ms.clamp(10, 86_400_000)));
+        Config {
+            ping_interval: ms(self.ping_interval),
+            idle_timeout: ms(self.idle_timeout),
+            ..config
+        }
+    }
+}
+
+/// The bounds on players and queued tracks ([`Limits`]) as options; each is a whole number,
+/// 0 taken as 1.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Players and queues")]
+pub struct Bounds {
+    /// Tracks waiting in one player
+    #[arg(long = "max-queue", value_name = "N", value_parser = at_least_one,
+          default_value_t = Limits::default().queue)]
+    pub queue: usize,
+    /// Players one client owns
+    #[arg(long = "max-client-players", value_name = "N", value_parser = at_least_one,
+          default_value_t = Limits::default().client_players)]
+    pub client_players: usize,
+    /// Tracks waiting in all of one client's players
+    #[arg(long = "max-client-tracks", value_name = "N", value_parser = at_least_one,
+          default_value_t = Limits::default().client_tracks)]
+    pub client_tracks: usize,
+    /// Players on the server
+    #[arg(long = "max-players", value_name = "N", value_parser = at_least_one,
+          default_value_t = Limits::default().players)]
+    pub players: usize,
+    /// Tracks waiting on the server
+    #[arg(long = "max-tracks", value_name = "N", value_parser = at_least_one,
+          default_value_t = Limits::default().tracks)]
+    pub tracks: usize,
+}
+
+impl Bounds {
+    /// The limits these options set.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            queue: self.queue,
+            client_players: self.client_players,
+            client_tracks: self.client_tracks,
+            players: self.players,
+            tracks: self.tracks,
+        }
+    }
 }

@@ -1,10 +1,127 @@
-//! Start-up shared by the example servers: bind, SIGINT/SIGTERM → graceful shutdown,
-//! `listening on ADDR` on stderr, run until the reactor stops.
+//! Start-up shared by the example servers: the command line ([`parse`], with the options
+//! every example takes in [`ServeOptions`]), the log backend, bind, SIGINT/SIGTERM →
+//! graceful shutdown, `listening on ADDR` on stderr, run until the reactor stops.
 
+use clap::{Args, CommandFactory, Parser};
 use postern::{App, Config, Reactor, Remote};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
+
+/// The options every example takes: where to listen, the connection limits of
+/// [`postern::Config`] (README's table), its poll size and permessage-deflate. Flattened into each example's parser; the default
+/// of `--listen` is the example's own, given to [`parse`]. New shared options go here.
+#[derive(Args, Debug, Clone)]
+#[command(next_help_heading = "Listener and connection limits (every example)")]
+pub struct ServeOptions {
+    /// Address to listen on (port 0: any free port)
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Upgraded connections at once; beyond it the upgrade is answered 503
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().max_connections)]
+    pub max_connections: usize,
+    /// Open sockets per source address; beyond it 429
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().max_connections_per_ip)]
+    pub max_conns_per_ip: usize,
+    /// New connections per second per source address; beyond it 429 with Retry-After: 1
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().new_connections_per_ip as usize)]
+    pub new_conns_per_ip: usize,
+    /// Apply the two per-address limits to loopback clients (127.0.0.0/8, ::1) too
+    #[arg(long, value_name = "true|false", value_parser = true_or_false,
+          action = clap::ArgAction::Set, default_value_t = Config::default().limit_loopback)]
+    pub limit_loopback: bool,
+    /// Readiness events taken per poll (a tuning knob; polled again, up to 16 times, while
+    /// full, before any deadline is judged)
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          default_value_t = Config::default().events_per_poll)]
+    pub events_per_poll: usize,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it; the payload
+    /// limit then bounds the inflated size
+    #[arg(long)]
+    pub deflate: bool,
+}
+
+impl ServeOptions {
+    /// `base` with these connection limits, and permessage-deflate's defaults if `--deflate`.
+    pub fn config(&self, base: Config) -> Config {
+        Config {
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_conns_per_ip,
+            new_connections_per_ip: u32::try_from(self.new_conns_per_ip).unwrap_or(u32::MAX),
+            limit_loopback: self.limit_loopback,
+            events_per_poll: self.events_per_poll,
+            deflate: if self.deflate {
+                Some(postern::http::DeflateConfig::default())
+            } else {
+                base.deflate
+            },
+            ..base
+        }
+    }
+}
+
+/// Parses the command line into `C`, an example's parser that flattens [`ServeOptions`],
+/// with `listen` as the default of `--listen`. A flag given twice takes its last value.
+/// `--help` prints every flag with its default and exits 0; an unknown flag or a bad value
+/// prints an error naming the flag and exits 2 (clap's status for usage errors).
+#[allow(dead_code)] // chat calls parse_matches
+pub fn parse<C: Parser>(listen: &'static str) -> C {
+    parse_matches(listen).0
+}
+
+/// [`parse`], also giving clap's matches (for the order of repeated flags).
+pub fn parse_matches<C: Parser>(listen: &'static str) -> (C, clap::ArgMatches) {
+    let mut command = command::<C>(listen);
+    let matches = command.get_matches_mut();
+    let parsed = C::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut command).exit());
+    (parsed, matches)
+}
+
+/// Exits 2 with `message` as a usage error of the command line [`parse`] read (for a value
+/// that parsed but was refused afterwards, such as a too-long token).
+#[allow(dead_code)] // not every example checks values after parsing
+pub fn usage_error<C: CommandFactory>(listen: &'static str, message: String) -> ! {
+    command::<C>(listen)
+        .error(clap::error::ErrorKind::ValueValidation, message)
+        .exit()
+}
+
+/// `C`'s command with `listen` as the default of `--listen`, the last of a repeated flag
+/// winning (as with the hand-written parsers before).
+fn command<C: CommandFactory>(listen: &'static str) -> clap::Command {
+    C::command()
+        .args_override_self(true)
+        .mut_arg("listen", |arg| arg.required(false).default_value(listen))
+}
+
+/// A count of at least one: a whole number up to 2^32 - 1, where 0 is taken as 1.
+pub fn at_least_one(value: &str) -> Result<usize, String> {
+    let n: u32 = value
+        .parse()
+        .map_err(|e| format!("{e} (want a whole number)"))?;
+    Ok((n as usize).max(1))
+}
+
+/// `true`/`yes`/`1` or `false`/`no`/`0`.
+fn true_or_false(value: &str) -> Result<bool, String> {
+    match value {
+        "true" | "yes" | "1" => Ok(true),
+        "false" | "no" | "0" => Ok(false),
+        _ => Err("want true or false".into()),
+    }
+}
+
+/// Installs the log backend, once: `env_logger` on stderr, filtered by `RUST_LOG` (for
+/// example `RUST_LOG=debug` or `RUST_LOG=postern=info`), at `warn` when it is unset (the
+/// library's warnings are resource exhaustion, which an operator must see unasked).
+fn init_logs() {
+    let env = env_logger::Env::default().default_filter_or("warn");
+    // Fails only if a logger is installed already: then that one stays.
+    let _ = env_logger::Builder::from_env(env).try_init();
+}
 
 /// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown of the
 /// reactor behind `remote`, and a second one into an immediate exit.
@@ -32,9 +149,11 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
     });
 }
 
-/// Binds `listen`, installs the signal handling, prints `listening on ADDR`, and runs `app`
-/// until a graceful shutdown completes. `name` prefixes error messages.
+/// Installs the log backend, binds `listen`, installs the signal handling, prints
+/// `listening on ADDR`, and runs `app` until a graceful shutdown completes. `name` prefixes
+/// error messages.
 pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> ExitCode {
+    init_logs();
     let mut reactor = match Reactor::bind(listen, config, app) {
         Ok(reactor) => reactor,
         Err(e) => {
@@ -68,58 +187,4 @@ pub fn secret_or_random(
         let _ = writeln!(std::io::stderr(), "no {flag} given: the {what} is {secret}");
         Some(secret)
     })
-}
-
-/// The connection-limit options every example accepts, for its usage line.
-#[allow(dead_code)] // not every example prints a usage line
-pub const LIMIT_USAGE: &str = "[--max-connections N] [--max-conns-per-ip N] \
-     [--new-conns-per-ip N] [--limit-loopback true|false] [--events-per-poll N] [--deflate]";
-
-/// Applies a switch (a flag without a value) every server takes: `--deflate` turns on
-/// permessage-deflate with its defaults. Returns false for any other flag.
-#[allow(dead_code)]
-pub fn switch_option(config: &mut Config, flag: &str) -> bool {
-    match flag {
-        "--deflate" => config.deflate = Some(postern::http::DeflateConfig::default()),
-        _ => return false,
-    }
-    true
-}
-
-/// Applies `flag value` to `config` if `flag` is one of the connection limits shared by the
-/// examples (see `postern::Config` for what each bounds and its default):
-///
-/// - `--max-connections N`: the global cap (`503` beyond it);
-/// - `--max-conns-per-ip N`: open sockets per source address (`429` beyond it);
-/// - `--new-conns-per-ip N`: new connections per second per source address (`429`);
-/// - `--limit-loopback true|false`: whether the per-address limits also apply to
-///   127.0.0.0/8 and ::1 (exempt by default, for local proxies and load tests);
-/// - `--events-per-poll N`: readiness events taken per poll (a tuning knob; tests use a
-///   small value to have more ready sockets than one poll returns).
-///
-/// Returns `Ok(false)` for any other flag, so callers try it first and fall through.
-#[allow(dead_code)] // included by examples that parse their own options
-pub fn limit_option(config: &mut Config, flag: &str, value: &str) -> Result<bool, String> {
-    let number = || {
-        value
-            .parse::<u32>()
-            .map_err(|e| format!("{flag}: {e} (want a whole number)"))
-    };
-    match flag {
-        "--max-connections" => config.max_connections = number()?.max(1) as usize,
-        "--max-conns-per-ip" => config.max_connections_per_ip = number()?.max(1) as usize,
-        "--new-conns-per-ip" => config.new_connections_per_ip = number()?.max(1),
-        "--events-per-poll" => config.events_per_poll = number()?.max(1) as usize,
-        // A switch: callers without one (rest::options) pass it with an empty value.
-        "--deflate" => return Ok(switch_option(config, flag)),
-        "--limit-loopback" => {
-            config.limit_loopback = match value {
-                "true" | "yes" | "1" => true,
-                "false" | "no" | "0" => false,
-                _ => return Err(format!("{flag}: want true or false, not {value:?}")),
-            }
-        }
-        _ => return Ok(false),
-    }
-    Ok(true)
 }

@@ -371,7 +371,7 @@ pub fn dialect<D: Dialect>(d: &D, data: &[u8], echoes_dispatch: bool) {
     let raw = serde_json::from_str::<&RawValue>(data).ok();
     let extra = format!("\"x\":{data}");
     let ready = Ready {
-        session: SessionId(data.len() as u64 + 1),
+        session: SessionId::new(data.len() as u64 + 1),
         resumed: data.len() % 2 == 0,
         extra: &extra,
     };

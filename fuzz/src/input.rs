@@ -2,7 +2,7 @@
 //!
 //! Mounted as `crate::input` by the fuzz crate and by `tests/properties.rs` alike.
 
-use postern::gateway::config::{DuplicatePolicy, GatewayConfig, ProbePolicy};
+use postern::gateway::config::{DuplicatePolicy, GatewayConfig, ProbePolicy, RateLimit};
 use postern::Millis;
 
 /// Reads an input as a sequence of small numbers (zeros once it runs out).
@@ -57,10 +57,10 @@ pub fn config(input: &mut Input<'_>) -> GatewayConfig {
     c.replay_events = usize::from(input.byte() % 12);
     c.replay_bytes = usize::from(input.u16() % 512);
     c.max_sessions = 1 + usize::from(input.byte() % 6);
-    c.rate_limit = (
-        1 + u32::from(input.byte() % 16),
-        ms(input.u16()) + Millis(1),
-    );
+    c.rate_limit = RateLimit {
+        commands: 1 + u32::from(input.byte() % 16),
+        window: ms(input.u16()) + Millis(1),
+    };
     c.rate_limit_slack = u32::from(input.byte() % 4);
     c.duplicate = if input.flag() {
         DuplicatePolicy::ReplaceOld

@@ -1,36 +1,35 @@
-//! The session machine, the registry and the replay buffer driven by arbitrary operations
-//! and clock jumps, beside a model of the clients.
+//! The real gateway engine, driven in memory (`postern::gateway::driver`, feature
+//! `testing`) by arbitrary operations and clock jumps, beside a model of its clients.
 //!
-//! The engine's glue (src/gateway/core.rs and engine.rs: `deliver`, `resume`, `make_room`,
-//! `on_close`, the timers) needs a reactor and sockets, so [`Model`] repeats it over the
-//! real [`ConnSession`], [`Registry`] and [`ReplayBuffer`](postern::gateway::replay) and
-//! checks, after every operation:
+//! The engine runs as it ships ([`Gateway`] with a seed-004 dialect whose probes are
+//! visible); only the clients are modelled. After every operation the model checks:
 //!
-//! - deadlines: a connection's next deadline is after `now` (a due timer was handled; one
-//!   at or before `now` would re-arm in the past and spin the reactor), and a tick at or
-//!   after the deadline never answers `Idle`;
+//! - deadlines: no timer fires forever at one time (the driver panics: a reactor would
+//!   spin), and every live connection's armed deadline is after `now` (one at or before
+//!   `now` would re-arm in the past);
 //! - sequence numbers: each client reads `last + 1` every time (strictly increasing, no
-//!   gap, nothing twice), across any number of resumes; a resume either replays exactly
+//!   gap, nothing twice), across any number of resumes; a resume replays exactly
 //!   `(seen, seq]` or is refused;
 //! - memory: every replay buffer within its event bound, within its byte bound unless it
 //!   holds a single event, contiguous up to the session's sequence; the registry within
 //!   `max_sessions` or the peak of sessions live at once, each owner within
-//!   `max_sessions_per_owner`, no live session evicted; the command rate limit.
+//!   `max_sessions_per_owner`, a live connection's session always held and attached to it
+//!   (no live session evicted); the command and heartbeat rate limits.
 //!
 //! Dependency-free apart from `postern` and `serde_json`: `tests/properties.rs` includes it
 //! with `#[path]`.
 
 use crate::input::{config, Input};
-use postern::gateway::config::{DuplicatePolicy, GatewayConfig};
-use postern::gateway::owner::Owner;
-use postern::gateway::registry::{Quota, Registry};
-use postern::gateway::session::{ConnSession, Tick};
-use postern::gateway::{GatewayError, Op, SessionId};
-use postern::ws::SharedPayload;
+use postern::gateway::dialects::i386::I386;
+use postern::gateway::driver::Driver;
+use postern::gateway::{
+    Admit, Answer, DecodeError, Dialect, Gateway, GatewayConfig, GatewayError, Gw, GwCommand,
+    Handler, Op, Owner, Ready, SessionId,
+};
+use postern::http::Request;
 use postern::{ConnId, Millis};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
-use std::collections::HashMap;
+use serde_json::Value;
 
 /// Connections open at once, at most.
 const MAX_CONNS: usize = 6;
@@ -38,6 +37,13 @@ const MAX_CONNS: usize = 6;
 const CLIENTS: usize = 3;
 /// Operations per run, at most.
 const MAX_OPS: usize = 400;
+/// The probe this harness's dialect sends (seed 004 has none).
+const PROBE: &str = r#"{"f":160}"#;
+/// The error codes the model reads (seed 004's).
+const INVALID_SESSION: u64 = 4006;
+const RATE_LIMITED: u64 = 4008;
+const TOO_MANY_SESSIONS: u64 = 4017;
+const SESSION_REPLACED: u16 = 4015;
 
 /// The owner of client `c`'s sessions: clients 0 and 2 share one, so that one owner's
 /// quota meets another's sessions.
@@ -45,13 +51,104 @@ fn owner_of(c: usize) -> Owner {
     Owner::user(if c.is_multiple_of(2) { "even" } else { "odd" })
 }
 
-/// One open connection.
+/// Seed 004's dialect with a probe (`{"f":160}`), so that probes are seen.
+#[derive(Debug)]
+pub struct Probing;
+
+impl Dialect for Probing {
+    fn decode<'a>(&self, text: &'a str) -> Result<Op<'a>, DecodeError> {
+        I386.decode(text)
+    }
+    fn hello(&self, out: &mut String, interval: Millis) {
+        I386.hello(out, interval);
+    }
+    fn ready(&self, out: &mut String, ready: &Ready<'_>) {
+        I386.ready(out, ready);
+    }
+    fn heartbeat_ack(&self, out: &mut String, echo: Option<&RawValue>) {
+        I386.heartbeat_ack(out, echo);
+    }
+    fn heartbeat_request(&self, out: &mut String) {
+        out.push_str(PROBE);
+    }
+    fn dispatch_prefix(&self) -> Option<&'static [u8]> {
+        I386.dispatch_prefix()
+    }
+    fn dispatch_tail(&self, out: &mut String, event: &str, data: &str) {
+        I386.dispatch_tail(out, event, data);
+    }
+    fn answer(&self, error: &GatewayError) -> Answer {
+        I386.answer(error)
+    }
+}
+
+/// The application: client `c` identifies with token `c<c>`; a resume needs the same
+/// token; `?resume=<id>` resumes at the upgrade. Counts the sessions that end.
+#[derive(Debug, Default)]
+pub struct Clients {
+    ended: u64,
+}
+
+fn client_of(payload: &RawValue) -> Option<usize> {
+    let v: Value = serde_json::from_str(payload.get()).ok()?;
+    let token = v.get("token")?.as_str()?;
+    token.strip_prefix('c')?.parse().ok()
+}
+
+impl Handler for Clients {
+    type Dialect = Probing;
+    type Session = usize;
+    type Timer = ();
+    type Command = ();
+
+    fn on_upgrade(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: ConnId,
+        request: &Request<'_, '_>,
+    ) -> Admit<usize> {
+        match request.query_param("resume").and_then(|s| s.parse().ok()) {
+            Some(sid) => Admit::Resume(SessionId::new(sid)),
+            None => Admit::Accept,
+        }
+    }
+
+    fn identify(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: ConnId,
+        payload: &RawValue,
+    ) -> Result<usize, GatewayError> {
+        client_of(payload).ok_or(GatewayError::AuthenticationFailed)
+    }
+
+    fn owner(&self, client: &usize) -> Option<Owner> {
+        Some(owner_of(*client))
+    }
+
+    fn resume(&mut self, client: &usize, payload: &RawValue) -> bool {
+        client_of(payload) == Some(*client)
+    }
+
+    fn on_event(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        _: SessionId,
+        _: &str,
+        _: Option<&RawValue>,
+    ) -> Result<(), GatewayError> {
+        Ok(())
+    }
+
+    fn on_session_end(&mut self, _: &mut Gw<'_, '_, Self>, _: SessionId, _: usize) {
+        self.ended += 1;
+    }
+}
+
+/// A connection the model opened and the server has not closed.
 #[derive(Debug)]
 struct Conn {
     id: ConnId,
-    machine: ConnSession,
-    /// Sequence numbers written to this connection and not yet read by its client.
-    inflight: Vec<u64>,
     created: Millis,
     /// Commands that passed the rate limit.
     commands: u64,
@@ -62,24 +159,20 @@ struct Conn {
 /// One client: a user who keeps its session across connections.
 #[derive(Debug, Default)]
 struct Client {
-    /// Its current connection (an index into `Model::conns`).
-    conn: Option<usize>,
-    session: Option<SessionId>,
+    /// Its current connection (an abandoned one lives on, half-open, unread).
+    conn: Option<ConnId>,
+    session: Option<u64>,
     /// The last sequence number it read (or gave up: see [`Stats::unreplayable`]).
     last: u64,
 }
 
-/// The engine's state around the machines under test, and the clients.
+/// The engine under the driver, and the clients.
 #[derive(Debug)]
 pub struct Model {
+    d: Driver<Clients>,
     config: GatewayConfig,
-    now: Millis,
-    conns: Vec<Option<Conn>>,
+    conns: Vec<Conn>,
     clients: Vec<Client>,
-    registry: Registry<()>,
-    /// Resume-window deadlines of detached sessions.
-    expiry: HashMap<SessionId, Millis>,
-    next_id: u64,
     peak_live: usize,
     /// What the run went through, to see that the operations reach deep states.
     pub stats: Stats,
@@ -94,15 +187,15 @@ pub struct Stats {
     pub resumed: u64,
     /// Events replayed by those resumes.
     pub replayed: u64,
-    /// Resumes refused as invalid sessions.
+    /// Identifies and resumes refused (invalid session, too many sessions).
     pub refused: u64,
     /// Old connections replaced by a resume elsewhere.
     pub replaced: u64,
     /// Connections closed by a deadline (identify, heartbeat, probe).
     pub expired: u64,
-    /// Probes sent.
+    /// Probes seen.
     pub probes: u64,
-    /// Sessions dropped: resume window over, or evicted over the session bound.
+    /// Sessions ended: resume window over, or evicted over the session bounds.
     pub dropped: u64,
     /// Events read by clients.
     pub read: u64,
@@ -112,17 +205,24 @@ pub struct Stats {
     pub unreplayable: u64,
 }
 
+fn json(frame: &str) -> Value {
+    serde_json::from_str(frame).expect("the server sends JSON")
+}
+
+/// The error code of a 150 frame.
+fn error_code(v: &Value) -> Option<u64> {
+    (v["f"] == 150).then(|| v["cnf"]["c"].as_u64()).flatten()
+}
+
 impl Model {
-    /// A gateway at time 1000 with no connection.
+    /// A gateway with `config` and no connection.
     pub fn new(config: GatewayConfig) -> Model {
+        let gateway = Gateway::new(Clients::default(), Probing, config.clone());
         Model {
+            d: Driver::new(gateway),
             config,
-            now: Millis(1000),
-            conns: (0..MAX_CONNS).map(|_| None).collect(),
+            conns: Vec::new(),
             clients: (0..CLIENTS).map(|_| Client::default()).collect(),
-            registry: Registry::default(),
-            expiry: HashMap::new(),
-            next_id: 1,
             peak_live: 0,
             stats: Stats::default(),
         }
@@ -136,214 +236,102 @@ impl Model {
                 break;
             }
             model.step(input);
+            model.prune();
             model.check();
         }
         model.finish();
         model
     }
 
-    /// The client's open connection, if any.
-    fn conn_of(&self, c: usize) -> Option<usize> {
-        self.clients[c].conn.filter(|&i| self.conns[i].is_some())
-    }
-
-    fn conn(&mut self, i: usize) -> &mut Conn {
-        self.conns[i].as_mut().expect("open connection")
-    }
-
     /// One operation.
     fn step(&mut self, input: &mut Input<'_>) {
         let c = usize::from(input.byte()) % CLIENTS;
+        let now = self.d.now();
         match input.byte() % 16 {
-            0 => {
-                let by = Millis(u64::from(input.byte()));
-                self.advance(self.now + by, true);
-            }
-            1 => {
-                let by = Millis(u64::from(input.u16()));
-                self.advance(self.now + by, true);
-            }
+            0 => self.d.advance_to(now + Millis(u64::from(input.byte()))),
+            1 => self.d.advance_to(now + Millis(u64::from(input.u16()))),
             2 => {
                 let by = Millis(u64::from(input.u16()) << (input.byte() % 24));
-                self.advance(self.now + by, false);
+                self.d.jump_to(now + by);
             }
-            3 => self.connect(c),
+            3 => {
+                self.connect(c, "/");
+            }
             4 => self.identify(c),
             5 => self.resume(c),
             6 => self.resume_at_upgrade(c),
-            7 | 8 => self.client_op(c, Op::Heartbeat(None)),
-            9 => {
-                let op = Op::Dispatch {
-                    event: Cow::Borrowed("EVENT"),
-                    data: None,
-                };
-                self.client_op(c, op);
-            }
+            7 | 8 => self.client_send(c, r#"{"f":120}"#, true),
+            9 => self.client_send(c, r#"{"f":130,"t":"EVENT"}"#, false),
             10 | 11 => {
                 let (k, size) = (usize::from(input.byte()), usize::from(input.byte()));
-                let mut ids: Vec<SessionId> = self.registry.ids().collect();
-                ids.sort();
-                let all = k >= 224;
-                for (n, id) in ids.into_iter().enumerate() {
-                    if all || n == k % CLIENTS.max(1) {
-                        self.deliver(id, size);
-                    }
-                }
+                self.dispatch(k, size);
             }
             12 | 13 => self.read(c),
             14 => {
-                if let Some(i) = self.conn_of(c) {
-                    self.close(i);
+                if let Some(id) = self.live_conn(c) {
+                    self.d.disconnect(id);
                 }
             }
             _ => self.check_since(input.u16()),
         }
     }
 
-    /// The client's connection for an identify or resume: a fresh one unless it has one
-    /// that has not identified yet.
-    fn fresh_conn(&mut self, c: usize) -> Option<usize> {
-        match self.conn_of(c) {
-            Some(i) if !self.conn(i).machine.is_identified() => Some(i),
-            _ => {
-                self.connect(c);
-                let i = self.conn_of(c)?;
-                (!self.conn(i).machine.is_identified()).then_some(i)
-            }
-        }
+    /// The client's connection, if the server has not closed it.
+    fn live_conn(&self, c: usize) -> Option<ConnId> {
+        self.clients[c].conn.filter(|&id| self.d.is_open(id))
     }
 
-    /// Moves the clock to `to`, firing every timer due on the way: at its own time when
-    /// `precise`, all at `to` otherwise (a reactor that was held up, or a clock jump).
-    fn advance(&mut self, to: Millis, precise: bool) {
-        for _ in 0..10_000 {
-            let conns = self.conns.iter().flatten();
-            let next_conn = conns.map(|c| c.machine.next_deadline(&self.config)).min();
-            let next_expiry = self.expiry.values().copied().min();
-            let next = next_conn.into_iter().chain(next_expiry).min();
-            let Some(next) = next.filter(|&n| n <= to) else {
-                self.now = to;
-                return;
-            };
-            assert!(
-                next >= self.now,
-                "a deadline {next} before now {}",
-                self.now
-            );
-            self.now = if precise { next } else { to };
-            self.fire();
+    /// The client opens a new connection (with `target`); an old one is abandoned,
+    /// half-open (it lives on until its deadlines close it, and the client reads nothing
+    /// more from it). Nothing happens when every slot is taken.
+    fn connect(&mut self, c: usize, target: &str) -> Option<ConnId> {
+        if self.conns.len() >= MAX_CONNS {
+            return None;
         }
-        panic!("timers keep firing at {}: the reactor would spin", self.now);
-    }
-
-    /// Handles every timer due at `now`.
-    fn fire(&mut self) {
-        let now = self.now;
-        for i in 0..MAX_CONNS {
-            let Some(conn) = self.conns[i].as_mut() else {
-                continue;
-            };
-            if conn.machine.next_deadline(&self.config) > now {
-                continue;
-            }
-            match conn.machine.tick(now, &self.config) {
-                Tick::Expired(_) => {
-                    self.stats.expired += 1;
-                    self.close(i);
-                }
-                Tick::Probe => {
-                    self.stats.probes += 1;
-                    let at = conn.machine.next_deadline(&self.config);
-                    assert!(at >= now, "probe deadline {at} before now {now}");
-                }
-                Tick::Idle => panic!("tick at a due deadline answered Idle at {now}"),
-            }
-        }
-        let due: Vec<SessionId> = self
-            .expiry
-            .iter()
-            .filter(|&(_, &at)| at <= now)
-            .map(|(&s, _)| s)
-            .collect();
-        for sid in due {
-            self.expiry.remove(&sid);
-            if self.registry.get(sid).is_some_and(|r| r.conn.is_none()) {
-                self.registry.remove(sid);
-                self.stats.dropped += 1;
-            }
-        }
-    }
-
-    /// The client opens a new connection; an old one is abandoned, half-open (it lives on
-    /// until its deadlines close it, and the client reads nothing more from it). Nothing
-    /// happens when every slot is taken.
-    fn connect(&mut self, c: usize) {
-        let Some(slot) = self.conns.iter().position(Option::is_none) else {
-            return;
-        };
-        let id = ConnId::from_u64(self.next_id);
-        self.next_id += 1;
-        let machine = ConnSession::new(self.now, &self.config);
-        self.conns[slot] = Some(Conn {
+        let id = self.d.connect(target).ok()?;
+        self.conns.push(Conn {
             id,
-            machine,
-            inflight: Vec::new(),
-            created: self.now,
+            created: self.d.now(),
             commands: 0,
             heartbeats: 0,
         });
-        self.clients[c].conn = Some(slot);
+        self.clients[c].conn = Some(id);
+        Some(id)
     }
 
-    /// The connection is gone (closed by either side, or dropped): what it had in flight
-    /// is lost, and its session, if still attached here, is detached for resume.
-    fn close(&mut self, i: usize) {
-        let Some(conn) = self.conns[i].take() else {
-            return;
-        };
-        for client in &mut self.clients {
-            if client.conn == Some(i) {
-                client.conn = None;
-            }
-        }
-        let Some(sid) = conn.machine.session() else {
-            return;
-        };
-        if self
-            .registry
-            .get(sid)
-            .is_some_and(|r| r.conn == Some(conn.id))
-        {
-            self.registry.detach(sid);
-            self.expiry
-                .insert(sid, self.now + self.config.resume_window);
+    /// The client's connection for an identify or resume: its own unless that one has
+    /// identified, else a fresh one.
+    fn fresh_conn(&mut self, c: usize) -> Option<ConnId> {
+        match self.live_conn(c) {
+            Some(id) if self.d.session_of(id).is_none() => Some(id),
+            _ => self.connect(c, "/"),
         }
     }
 
-    /// Passes an op through the machine's admission; an error other than a non-fatal
-    /// rate limit closes the connection (as the seed dialects answer them).
-    fn admit(&mut self, i: usize, op: &Op<'_>) -> bool {
-        let (now, config) = (self.now, &self.config);
-        let conn = self.conns[i].as_mut().expect("open connection");
-        // Every message is proof of life, admitted or not (Gateway::on_message).
-        conn.machine.heard(now);
-        let verdict = conn.machine.admit(now, op, config);
-        if !matches!(verdict, Err(GatewayError::RateLimited { .. })) {
+    /// Sends a client message, and checks the rate limits against what passed them (a
+    /// message not answered with the rate-limit error). Returns the frames it caused.
+    fn send(&mut self, id: ConnId, text: &str, heartbeat: bool) -> Vec<String> {
+        let before = self.d.frames(id).len();
+        self.d.send(id, text);
+        let new: Vec<String> = self.d.frames(id)[before..].to_vec();
+        let limited = new
+            .iter()
+            .any(|f| error_code(&json(f)) == Some(RATE_LIMITED));
+        let (now, config) = (self.d.now(), &self.config);
+        let Some(conn) = self.conns.iter_mut().find(|t| t.id == id) else {
+            return new;
+        };
+        if !limited {
             // A token bucket of `cap` per `window`, full at the start, allows at most
             // cap + elapsed * cap / window takes.
-            let (count, cap, window) = match op {
-                Op::Heartbeat(_) => {
-                    conn.heartbeats += 1;
-                    (
-                        conn.heartbeats,
-                        config.heartbeat_burst,
-                        config.heartbeat_interval,
-                    )
-                }
-                _ => {
-                    conn.commands += 1;
-                    (conn.commands, config.rate_limit.0, config.rate_limit.1)
-                }
+            let (count, cap, window) = if heartbeat {
+                conn.heartbeats += 1;
+                let (burst, interval) = (config.heartbeat_burst, config.heartbeat_interval);
+                (conn.heartbeats, burst, interval)
+            } else {
+                conn.commands += 1;
+                let limit = config.rate_limit;
+                (conn.commands, limit.commands, limit.window)
             };
             let cap = u64::from(cap);
             let bound = cap + (now.0 - conn.created.0) * cap / window.0;
@@ -352,203 +340,185 @@ impl Model {
                 "{count} admitted over the rate limit's {bound}"
             );
         }
-        match verdict {
-            Ok(()) => true,
-            Err(GatewayError::RateLimited { fatal: false }) => false,
-            Err(_) => {
-                self.close(i);
-                false
-            }
+        new
+    }
+
+    fn client_send(&mut self, c: usize, text: &str, heartbeat: bool) {
+        if let Some(id) = self.live_conn(c) {
+            self.send(id, text, heartbeat);
         }
     }
 
-    fn client_op(&mut self, c: usize, op: Op<'_>) {
-        if let Some(i) = self.conn_of(c) {
-            self.admit(i, &op);
-        }
-    }
-
-    /// The client identifies: a new session, after evicting detached ones over the bound.
+    /// The client identifies: a new session, or a refusal.
     fn identify(&mut self, c: usize) {
-        let Some(i) = self.fresh_conn(c) else {
+        let Some(id) = self.fresh_conn(c) else {
             return;
         };
-        if !self.admit(i, &Op::Identify(RawValue::NULL)) {
-            return;
+        let text = format!(r#"{{"f":110,"cnf":{{"token":"c{c}"}}}}"#);
+        self.send(id, &text, false);
+        if self.d.session_of(id).is_some() {
+            self.stats.identified += 1;
+            self.clients[c].last = 0;
         }
-        // GwCore::make_room: the detached sessions the quotas pick, or a fatal refusal.
-        let owner = owner_of(c);
-        let quota = Quota {
-            max_sessions: self.config.max_sessions,
-            per_owner: self.config.max_sessions_per_owner,
-        };
-        let Ok(victims) = self.registry.room_for(&owner, quota) else {
-            self.stats.refused += 1;
-            self.close(i);
-            return;
-        };
-        for old in victims {
-            let r = self.registry.remove(old).expect("a listed victim");
-            assert!(r.conn.is_none(), "a live session evicted");
-            self.expiry.remove(&old);
-            self.stats.dropped += 1;
-        }
-        self.stats.identified += 1;
-        let sid = SessionId(self.next_id);
-        self.next_id += 1;
-        let id = self.conn(i).id;
-        self.registry.insert(sid, (), id, owner);
-        let now = self.now;
-        self.conn(i).machine.identified(now, sid);
-        self.clients[c] = Client {
-            conn: Some(i),
-            session: Some(sid),
-            last: 0,
-        };
+        self.read(c);
     }
 
     /// The client resumes its session with the last sequence it read (a stranger's
     /// session number when it has none, which must be refused).
     fn resume(&mut self, c: usize) {
-        let Some(i) = self.fresh_conn(c) else {
+        let Some(id) = self.fresh_conn(c) else {
             return;
         };
         let (sid, seen) = match self.clients[c].session {
             Some(sid) => (sid, self.clients[c].last),
-            None => (SessionId(u64::MAX), 0),
+            None => (u64::MAX, 0),
         };
-        let op = Op::Resume {
-            session: sid,
-            seq: seen,
-            payload: RawValue::NULL,
-        };
-        if !self.admit(i, &op) {
-            return;
-        }
-        match self.attach(i, sid, Some(seen)) {
-            // `attach` checked that the replay is exactly (seen, seq].
-            Ok(_) => assert_eq!(self.clients[c].session, Some(sid), "resumed a stranger's"),
-            Err(GatewayError::InvalidSession) => {
-                self.stats.refused += 1;
-                self.clients[c].session = None;
-            }
-            Err(_) => self.close(i),
+        let cnf = format!(r#"{{"token":"c{c}","session_id":{sid},"s":{seen}}}"#);
+        self.send(id, &format!(r#"{{"f":110,"cnf":{cnf}}}"#), false);
+        self.read(c);
+        if self.d.session_of(id) == Some(SessionId::new(sid)) {
+            assert_eq!(self.clients[c].session, Some(sid), "resumed a stranger's");
+            let seq = self.seq(sid);
+            // `read` saw seen + 1, seen + 2, ... in order; all of them, up to seq.
+            assert_eq!(
+                self.clients[c].last, seq,
+                "a resume from {seen} replayed short"
+            );
+            self.stats.resumed += 1;
+            self.stats.replayed += seq - seen;
         }
     }
 
-    /// A resume decided at the upgrade, without a client sequence (`Admit::Resume`).
+    /// A resume decided at the upgrade, without a client sequence (`Admit::Resume`): it
+    /// replays from where the server detached the session.
     fn resume_at_upgrade(&mut self, c: usize) {
         let Some(sid) = self.clients[c].session else {
             return;
         };
-        let Some(i) = self.fresh_conn(c) else {
+        let Some(id) = self.connect(c, &format!("/?resume={sid}")) else {
             return;
         };
-        match self.attach(i, sid, None) {
-            Ok(replayed) => {
-                let last = self.clients[c].last;
-                let seq = self.registry.get(sid).map_or(0, |r| r.seq);
-                let from = seq - replayed.len() as u64;
-                assert!(
-                    from >= last,
-                    "replays from {from} after the client read {last}"
-                );
-                self.stats.unreplayable += from - last;
-                self.clients[c].last = from;
-            }
-            Err(GatewayError::InvalidSession) => {
-                self.stats.refused += 1;
-                self.clients[c].session = None;
-            }
-            Err(_) => self.close(i),
+        let frames = self.d.take_frames(id);
+        if self.d.session_of(id) != Some(SessionId::new(sid)) {
+            return self.absorb(c, &frames);
         }
-    }
-
-    /// GwCore::resume: re-attaches `sid` to connection `i` and queues the replay.
-    fn attach(
-        &mut self,
-        i: usize,
-        sid: SessionId,
-        seen: Option<u64>,
-    ) -> Result<Vec<u64>, GatewayError> {
-        let id = self.conn(i).id;
-        let record = self.registry.get(sid).ok_or(GatewayError::InvalidSession)?;
-        let from = match seen {
-            Some(seen) => seen,
-            None if record.conn.is_some_and(|c| c != id) => record.seq,
-            None => record.detached_seq,
-        };
-        let replay = record.replay.since(from, record.seq);
-        let replay = replay.ok_or(GatewayError::InvalidSession)?;
-        let replay: Vec<u64> = replay.map(|(s, _)| s).collect();
-        let want: Vec<u64> = (from + 1..=record.seq).collect();
-        assert_eq!(replay, want, "since({from}) is not (from, seq]");
-        if let Some(old) = record.conn.filter(|&c| c != id) {
-            if self.config.duplicate == DuplicatePolicy::RefuseNew {
-                return Err(GatewayError::AlreadyConnected);
-            }
-            if let Some(j) = self
-                .conns
-                .iter()
-                .position(|c| c.as_ref().is_some_and(|c| c.id == old))
-            {
-                self.conn(j).machine.unhook();
-                self.close(j);
-                self.stats.replaced += 1;
-            }
-        }
-        let now = self.now;
-        self.conn(i).machine.identified(now, sid);
-        self.registry.attach(sid, id);
-        self.expiry.remove(&sid);
-        self.conn(i).inflight.extend_from_slice(&replay);
+        let replayed: Vec<u64> = frames
+            .iter()
+            .map(|f| json(f))
+            .filter(|v| v["f"] == 130)
+            .map(|v| v["s"].as_u64().expect("a sequence number"))
+            .collect();
+        let seq = self.seq(sid);
+        let from = seq - replayed.len() as u64;
+        let last = self.clients[c].last;
+        assert!(
+            from >= last,
+            "replays from {from} after the client read {last}"
+        );
+        assert_eq!(
+            replayed,
+            (from + 1..=seq).collect::<Vec<_>>(),
+            "replay not (from, seq]"
+        );
+        self.stats.unreplayable += from - last;
         self.stats.resumed += 1;
-        self.stats.replayed += replay.len() as u64;
-        Ok(replay)
+        self.stats.replayed += replayed.len() as u64;
+        self.stats.read += replayed.len() as u64;
+        self.clients[c].last = seq;
     }
 
-    /// GwCore::deliver: the next sequence number, kept for replay, sent if live.
-    fn deliver(&mut self, sid: SessionId, size: usize) {
-        let (events, bytes) = (self.config.replay_events, self.config.replay_bytes);
-        let Some(record) = self.registry.get_mut(sid) else {
-            return;
-        };
-        record.seq += 1;
-        let seq = record.seq;
-        record
-            .replay
-            .push(seq, SharedPayload::new(vec![b'x'; size]), events, bytes);
-        let Some(conn) = record.conn else {
-            return;
-        };
-        let live = self.conns.iter_mut().flatten().find(|c| c.id == conn);
-        live.expect("a session attached to a closed connection")
-            .inflight
-            .push(seq);
+    /// The session's last sequence number.
+    fn seq(&self, sid: u64) -> u64 {
+        let record = self.d.gateway.registry().get(SessionId::new(sid));
+        record.expect("a live session").seq
     }
 
-    /// The client reads everything in flight on its connection.
-    fn read(&mut self, c: usize) {
-        let Some(i) = self.conn_of(c) else {
-            return;
-        };
-        let got = std::mem::take(&mut self.conn(i).inflight);
-        self.stats.read += got.len() as u64;
-        let client = &mut self.clients[c];
-        for seq in got {
-            assert_eq!(seq, client.last + 1, "read {seq} after {}", client.last);
-            client.last = seq;
+    /// The server dispatches an event of about `size` bytes to client `k`'s session, or
+    /// (`k` ≥ 224) to every session.
+    fn dispatch(&mut self, k: usize, size: usize) {
+        let data = format!("\"{}\"", "x".repeat(size));
+        if k >= 224 {
+            self.d.command(GwCommand::DispatchAll("E".into(), data));
+        } else if let Some(sid) = self.clients[k % CLIENTS].session {
+            let sid = SessionId::new(sid);
+            self.d.command(GwCommand::Dispatch(sid, "E".into(), data));
         }
+    }
+
+    /// The client reads what its connection got (also after the server closed it).
+    fn read(&mut self, c: usize) {
+        if let Some(id) = self.clients[c].conn {
+            let frames = self.d.take_frames(id);
+            self.absorb(c, &frames);
+        }
+    }
+
+    /// What a client makes of the frames it reads.
+    fn absorb(&mut self, c: usize, frames: &[String]) {
+        for frame in frames {
+            let v = json(frame);
+            let client = &mut self.clients[c];
+            match v["f"].as_u64() {
+                Some(130) => {
+                    let seq = v["s"].as_u64().expect("a sequence number");
+                    assert_eq!(seq, client.last + 1, "read {seq} after {}", client.last);
+                    client.last = seq;
+                    self.stats.read += 1;
+                }
+                Some(140) => {
+                    client.session = v["cnf"]["session_id"].as_u64();
+                    if v["cnf"]["resumed"] != true {
+                        client.last = 0;
+                    }
+                }
+                Some(150) => match error_code(&v) {
+                    Some(INVALID_SESSION) => {
+                        client.session = None;
+                        self.stats.refused += 1;
+                    }
+                    Some(TOO_MANY_SESSIONS) => self.stats.refused += 1,
+                    _ => {}
+                },
+                Some(160) => self.stats.probes += 1,
+                _ => {}
+            }
+        }
+    }
+
+    /// Forgets the connections the server closed, counting why.
+    fn prune(&mut self) {
+        let d = &self.d;
+        let (open, closed): (Vec<Conn>, Vec<Conn>) = std::mem::take(&mut self.conns)
+            .into_iter()
+            .partition(|t| d.is_open(t.id));
+        self.conns = open;
+        for conn in closed {
+            let probes = d.frames(conn.id).iter().filter(|f| *f == PROBE).count();
+            self.stats.probes += probes as u64;
+            match d.close_of(conn.id) {
+                Some((code, _)) if code.0 == SESSION_REPLACED => self.stats.replaced += 1,
+                Some((_, "heartbeat timeout" | "not authenticated in time")) => {
+                    self.stats.expired += 1;
+                }
+                _ => {}
+            }
+        }
+        self.stats.dropped = self.d.gateway.handler().ended;
     }
 
     /// A resume from an arbitrary sequence (a confused or lying client), against the
-    /// first session: exactly `(seen, seq]`, or refused when that is not all held.
+    /// first client's session: exactly `(seen, seq]`, or refused when that is not all held.
     fn check_since(&self, seen: u16) {
         let seen = u64::from(seen);
-        let Some(sid) = self.registry.ids().min() else {
+        let registry = self.d.gateway.registry();
+        let Some(record) = self
+            .clients
+            .iter()
+            .filter_map(|c| registry.get(SessionId::new(c.session?)))
+            .next()
+        else {
             return;
         };
-        let record = self.registry.get(sid).expect("listed session");
         let oldest = record.seq + 1 - record.replay.len() as u64;
         let servable = seen <= record.seq && (seen == record.seq || oldest <= seen + 1);
         match record.replay.since(seen, record.seq) {
@@ -563,22 +533,32 @@ impl Model {
 
     /// The invariants that hold between operations.
     fn check(&mut self) {
-        let now = self.now;
-        for conn in self.conns.iter().flatten() {
-            let at = conn.machine.next_deadline(&self.config);
-            assert!(at > now, "deadline {at} not after now {now}");
+        let now = self.d.now();
+        for conn in &self.conns {
+            if let Some(at) = self.d.conn_deadline(conn.id) {
+                assert!(at > now, "deadline {at} not after now {now}");
+            }
+        }
+        let registry = self.d.gateway.registry();
+        for conn in &self.conns {
+            // A live connection's session is held, and held as live on it: a live session
+            // is never evicted, and a replaced or ended one is unhooked from its connection.
+            if let Some(sid) = self.d.session_of(conn.id) {
+                let record = registry
+                    .get(sid)
+                    .expect("a live connection's session evicted");
+                assert_eq!(record.conn, Some(conn.id), "a session live elsewhere");
+            }
         }
         let mut live = 0;
-        for sid in self.registry.ids() {
-            let r = self.registry.get(sid).expect("listed session");
+        for sid in registry.ids() {
+            let r = registry.get(sid).expect("listed session");
             live += usize::from(r.conn.is_some());
             let held = r.replay.len();
             assert!(held <= self.config.replay_events, "{held} events held");
             let bytes = r.replay.bytes();
-            assert!(
-                bytes <= self.config.replay_bytes || held == 1,
-                "{bytes} bytes held"
-            );
+            let bound = self.config.replay_bytes;
+            assert!(bytes <= bound || held == 1, "{bytes} bytes held");
             let from = r.seq - held as u64;
             let seqs: Option<Vec<u64>> = r
                 .replay
@@ -591,7 +571,7 @@ impl Model {
             );
         }
         for c in 0..CLIENTS {
-            let held = self.registry.owner_sessions(&owner_of(c));
+            let held = registry.owner_sessions(&owner_of(c));
             let quota = self.config.max_sessions_per_owner;
             assert!(
                 held <= quota,
@@ -601,25 +581,24 @@ impl Model {
         self.peak_live = self.peak_live.max(live);
         let bound = self.config.max_sessions.max(self.peak_live);
         assert!(
-            self.registry.len() <= bound,
+            registry.len() <= bound,
             "{} sessions over {bound}",
-            self.registry.len()
+            registry.len()
         );
     }
 
     /// At the end, a client still attached reads what is in flight and has seen all.
     fn finish(&mut self) {
         for c in 0..CLIENTS {
-            let (Some(i), Some(sid)) = (self.conn_of(c), self.clients[c].session) else {
+            let (Some(id), Some(sid)) = (self.live_conn(c), self.clients[c].session) else {
                 continue;
             };
-            let id = self.conn(i).id;
-            if let Some(seq) = self
-                .registry
-                .get(sid)
-                .filter(|r| r.conn == Some(id))
-                .map(|r| r.seq)
-            {
+            let registry = self.d.gateway.registry();
+            let Some(record) = registry.get(SessionId::new(sid)) else {
+                continue;
+            };
+            if record.conn == Some(id) {
+                let seq = record.seq;
                 self.read(c);
                 assert_eq!(self.clients[c].last, seq, "a live client missed events");
             }

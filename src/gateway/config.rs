@@ -28,6 +28,23 @@ impl ProbePolicy {
     }
 }
 
+/// The command rate limit: a token bucket of `commands` tokens, refilled over `window`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Commands allowed in one burst, and per `window` in the long run.
+    pub commands: u32,
+    /// The window over which `commands` tokens refill.
+    pub window: Millis,
+}
+
+impl RateLimit {
+    /// `commands` per `window`.
+    #[must_use]
+    pub const fn new(commands: u32, window: Millis) -> RateLimit {
+        RateLimit { commands, window }
+    }
+}
+
 /// What happens when a session is resumed while a connection still holds it.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub enum DuplicatePolicy {
@@ -82,7 +99,7 @@ pub struct GatewayConfig {
     pub max_sessions_per_owner: usize,
     /// Client commands allowed per window (default 120 per 60 s, as Discord). Heartbeats are
     /// counted apart ([`heartbeat_burst`](Self::heartbeat_burst) per interval).
-    pub rate_limit: (u32, Millis),
+    pub rate_limit: RateLimit,
     /// Refused commands in a row tolerated (answered, not fatal) before the connection is
     /// closed for abuse (default 10).
     pub rate_limit_slack: u32,
@@ -112,7 +129,7 @@ impl GatewayConfig {
             replay_bytes: 256 * 1024,
             max_sessions: 100_000,
             max_sessions_per_owner: 1_000,
-            rate_limit: (120, Millis(60_000)),
+            rate_limit: RateLimit::new(120, Millis(60_000)),
             rate_limit_slack: 10,
             duplicate: DuplicatePolicy::ReplaceOld,
         }

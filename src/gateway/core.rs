@@ -4,16 +4,19 @@
 
 use super::config::{DuplicatePolicy, GatewayConfig};
 use super::dialect::{Dialect, GatewayError, Ready};
-use super::engine::{Gateway, GwTimer};
+use super::engine::GwTimer;
 use super::handler::{Admit, Handler};
+use super::link::Link;
 use super::owner::Owner;
 use super::registry::{Quota, Refusal, Registry};
-use super::session::{random_session_id, ConnSession, SessionId};
-use crate::reactor::{ConnId, Ctx};
+use super::secret::{random_session_id, SessionId};
+use super::session::ConnSession;
+use crate::conn_id::ConnId;
 use crate::timer::TimerId;
 use crate::ws::SharedPayload;
 
-/// Per-connection engine state (the reactor's `App::Conn`).
+/// Per-connection engine state, held for the engine by its [`Link`] (the reactor's
+/// `App::Conn`, or the in-memory driver's).
 #[derive(Debug)]
 pub struct GwConn<S> {
     pub(crate) machine: ConnSession,
@@ -75,30 +78,25 @@ impl<H: Handler> GwCore<H> {
     /// Sends whatever `build` writes (nothing if it writes nothing) to `id` as text.
     pub(crate) fn send_with(
         &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         id: ConnId,
         build: impl FnOnce(&H::Dialect, &mut String),
     ) {
         self.out.clear();
         build(&self.dialect, &mut self.out);
         if !self.out.is_empty() {
-            let _ = ctx.send_text(id, &self.out);
+            let _ = link.send_text(id, &self.out);
         }
     }
 
     /// Answers an error the protocol's way: its payload, then its close if fatal.
-    pub(crate) fn answer(
-        &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
-        id: ConnId,
-        error: &GatewayError,
-    ) {
+    pub(crate) fn answer(&mut self, link: &mut dyn Link<H>, id: ConnId, error: &GatewayError) {
         let answer = self.dialect.answer(error);
         if let Some(payload) = answer.payload {
-            let _ = ctx.send_text(id, &payload);
+            let _ = link.send_text(id, &payload);
         }
         if let Some((code, reason)) = answer.close {
-            ctx.close(id, code, &reason);
+            link.close(id, code, &reason);
         }
     }
 
@@ -113,7 +111,7 @@ impl<H: Handler> GwCore<H> {
     /// if the session is live. Returns whether it went out on a connection.
     pub(crate) fn deliver(
         &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         session: SessionId,
         tail: &SharedPayload,
     ) -> bool {
@@ -127,12 +125,12 @@ impl<H: Handler> GwCore<H> {
         let Some(conn) = record.conn else {
             return false;
         };
-        self.send_seq(ctx, conn, seq, tail)
+        self.send_seq(link, conn, seq, tail)
     }
 
     pub(crate) fn send_seq(
         &self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         conn: ConnId,
         seq: u64,
         tail: &SharedPayload,
@@ -142,32 +140,32 @@ impl<H: Handler> GwCore<H> {
             Some(prefix) => seq_prefix(&mut buf, prefix, seq),
             None => 0,
         };
-        ctx.send_prefixed(conn, &buf[..n], tail).is_ok()
+        link.send_prefixed(conn, &buf[..n], tail).is_ok()
     }
 
-    pub(crate) fn arm(&self, ctx: &mut Ctx<'_, Gateway<H>>, id: ConnId) {
+    pub(crate) fn arm(&self, link: &mut dyn Link<H>, id: ConnId) {
         let config = &self.config;
-        let Some(state) = ctx.state_ref(id) else {
+        let Some(state) = link.conn_ref(id) else {
             return;
         };
         let at = state.machine.next_deadline(config);
         let timer = state.timer;
         if at == crate::time::Millis::NEVER {
             if let Some(t) = timer {
-                ctx.cancel_timer(t);
-                if let Some(state) = ctx.state(id) {
+                link.cancel_timer(t);
+                if let Some(state) = link.conn(id) {
                     state.timer = None;
                 }
             }
             return;
         }
         if let Some(t) = timer {
-            if ctx.reschedule_timer(t, at) {
+            if link.reschedule_timer(t, at) {
                 return;
             }
         }
-        let t = ctx.set_timer(at, GwTimer::Conn(id));
-        if let Some(state) = ctx.state(id) {
+        let t = link.set_timer(at, GwTimer::Conn(id));
+        if let Some(state) = link.conn(id) {
             state.timer = Some(t);
         }
     }
@@ -175,7 +173,7 @@ impl<H: Handler> GwCore<H> {
     /// Starts a new session on `id` and sends READY.
     pub(crate) fn open_session(
         &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         id: ConnId,
         session: H::Session,
         owner: Owner,
@@ -186,11 +184,11 @@ impl<H: Handler> GwCore<H> {
             sid = random_session_id().ok()?;
         }
         self.registry.insert(sid, session, id, owner);
-        let now = ctx.now();
-        if let Some(state) = ctx.state(id) {
+        let now = link.now();
+        if let Some(state) = link.conn(id) {
             state.machine.identified(now, sid);
         }
-        self.send_with(ctx, id, |d, out| {
+        self.send_with(link, id, |d, out| {
             d.ready(
                 out,
                 &Ready {
@@ -206,7 +204,7 @@ impl<H: Handler> GwCore<H> {
     /// Re-attaches `sid` to `id`, sends READY (resumed) and replays what was missed.
     pub(crate) fn resume(
         &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         id: ConnId,
         sid: SessionId,
         seen: Option<u64>,
@@ -228,15 +226,15 @@ impl<H: Handler> GwCore<H> {
                 DuplicatePolicy::RefuseNew => return Err(GatewayError::AlreadyConnected),
                 DuplicatePolicy::ReplaceOld => {
                     // Unhook the old connection first so its close does not detach us.
-                    if let Some(state) = ctx.state(old) {
+                    if let Some(state) = link.conn(old) {
                         state.detach();
                     }
-                    self.answer(ctx, old, &GatewayError::SessionReplaced);
+                    self.answer(link, old, &GatewayError::SessionReplaced);
                 }
             }
         }
-        let now = ctx.now();
-        if let Some(state) = ctx.state(id) {
+        let now = link.now();
+        if let Some(state) = link.conn(id) {
             state.machine.identified(now, sid);
         }
         let record = self
@@ -244,10 +242,10 @@ impl<H: Handler> GwCore<H> {
             .get_mut(sid)
             .ok_or(GatewayError::InvalidSession)?;
         if let Some(t) = record.expiry.take() {
-            ctx.cancel_timer(t);
+            link.cancel_timer(t);
         }
         self.registry.attach(sid, id);
-        self.send_with(ctx, id, |d, out| {
+        self.send_with(link, id, |d, out| {
             d.ready(
                 out,
                 &Ready {
@@ -268,7 +266,7 @@ impl<H: Handler> GwCore<H> {
             None => Vec::new(),
         };
         for (seq, tail) in missed {
-            self.send_seq(ctx, id, seq, &tail);
+            self.send_seq(link, id, seq, &tail);
         }
         Ok(())
     }
@@ -286,7 +284,7 @@ impl<H: Handler> GwCore<H> {
     /// them for `on_session_end`, or the answer refusing the new session.
     pub(crate) fn make_room(
         &mut self,
-        ctx: &mut Ctx<'_, Gateway<H>>,
+        link: &mut dyn Link<H>,
         owner: &Owner,
     ) -> Result<Vec<(SessionId, H::Session)>, GatewayError> {
         let victims = self
@@ -297,7 +295,7 @@ impl<H: Handler> GwCore<H> {
         for sid in victims {
             if let Some(r) = self.registry.remove(sid) {
                 if let Some(t) = r.expiry {
-                    ctx.cancel_timer(t);
+                    link.cancel_timer(t);
                 }
                 gone.push((sid, r.data));
             }

@@ -3,17 +3,20 @@
 
 use super::core::GwCore;
 use super::dialect::GatewayError;
-use super::engine::{Gateway, GwTimer};
+use super::engine::GwTimer;
 use super::handler::Handler;
+use super::link::Link;
 use super::session::SessionId;
 use crate::close::CloseCode;
-use crate::reactor::{ConnId, Ctx};
+use crate::conn_id::ConnId;
+use crate::error::SendError;
 use crate::time::Millis;
 use crate::timer::TimerId;
+use std::net::SocketAddr;
 
 /// The gateway as seen from a handler callback.
 pub struct Gw<'g, 'r, H: Handler> {
-    ctx: &'g mut Ctx<'r, Gateway<H>>,
+    link: &'g mut (dyn Link<H> + 'r),
     core: &'g mut GwCore<H>,
 }
 
@@ -26,29 +29,31 @@ impl<H: Handler> std::fmt::Debug for Gw<'_, '_, H> {
 }
 
 impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
-    pub(crate) fn new(ctx: &'g mut Ctx<'r, Gateway<H>>, core: &'g mut GwCore<H>) -> Self {
-        Gw { ctx, core }
+    pub(crate) fn new(link: &'g mut (dyn Link<H> + 'r), core: &'g mut GwCore<H>) -> Self {
+        Gw { link, core }
     }
 
-    /// The reactor's time.
+    /// The current time (the reactor's, or the driver's fake clock).
     pub fn now(&self) -> Millis {
-        self.ctx.now()
+        self.link.now()
     }
 
     /// Dispatches an event (name and JSON data) to one session, with its next sequence
     /// number; kept for replay, sent now if the session is live. False for an unknown session.
+    #[must_use = "false: the session is gone and nothing was dispatched"]
     pub fn dispatch(&mut self, session: SessionId, event: &str, data: &str) -> bool {
         if !self.core.registry.contains(session) {
             return false;
         }
         let tail = self.core.encode(event, data);
-        self.core.deliver(self.ctx, session, &tail);
+        self.core.deliver(self.link, session, &tail);
         true
     }
 
     /// Dispatches one event to every session in `room` except `except`. The payload is
     /// encoded once; each member costs its sequence prefix and a reference. Returns the
     /// number of members it was dispatched to.
+    #[must_use = "the number of sessions reached (0: an empty or unknown room)"]
     pub fn dispatch_room(
         &mut self,
         room: &str,
@@ -60,18 +65,19 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
         let tail = self.core.encode(event, data);
         let mut n = 0;
         for sid in members.into_iter().filter(|&s| Some(s) != except) {
-            self.core.deliver(self.ctx, sid, &tail);
+            self.core.deliver(self.link, sid, &tail);
             n += 1;
         }
         n
     }
 
     /// Dispatches one event to every session (encoded once).
+    #[must_use = "the number of sessions reached"]
     pub fn dispatch_all(&mut self, event: &str, data: &str) -> usize {
         let all: Vec<SessionId> = self.core.registry.ids().collect();
         let tail = self.core.encode(event, data);
         for &sid in &all {
-            self.core.deliver(self.ctx, sid, &tail);
+            self.core.deliver(self.link, sid, &tail);
         }
         all.len()
     }
@@ -122,7 +128,7 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
 
     /// The session a connection is attached to, once identified.
     pub fn session_of(&self, id: ConnId) -> Option<SessionId> {
-        self.ctx.state_ref(id).and_then(|s| s.session())
+        self.link.conn_ref(id).and_then(|s| s.session())
     }
 
     /// Whether a resume of `session` without a client sequence (replaying everything since
@@ -146,7 +152,7 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
 
     /// Answers `error` on a connection the protocol's way (payload, then close if fatal).
     pub fn fail(&mut self, id: ConnId, error: &GatewayError) {
-        self.core.answer(self.ctx, id, error);
+        self.core.answer(self.link, id, error);
     }
 
     /// Ends a session for good: its live connection (if any) gets `error`'s answer, and the
@@ -155,50 +161,56 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     pub fn end_session(&mut self, session: SessionId, error: &GatewayError) -> Option<H::Session> {
         let record = self.core.registry.remove(session)?;
         if let Some(t) = record.expiry {
-            self.ctx.cancel_timer(t);
+            self.link.cancel_timer(t);
         }
         if let Some(conn) = record.conn {
-            if let Some(state) = self.ctx.state(conn) {
+            if let Some(state) = self.link.conn(conn) {
                 state.detach();
             }
-            self.core.answer(self.ctx, conn, error);
+            self.core.answer(self.link, conn, error);
         }
         Some(record.data)
     }
 
     /// Sends a raw text payload (a protocol message outside the dispatch envelope).
-    pub fn send_raw(&mut self, id: ConnId, text: &str) -> bool {
-        self.ctx.send_text(id, text).is_ok()
+    pub fn send_raw(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
+        self.link.send_text(id, text)
     }
 
-    /// Sends a raw text payload to a session's live connection.
-    pub fn send_raw_to(&mut self, session: SessionId, text: &str) -> bool {
+    /// Sends a raw text payload to a session's live connection
+    /// ([`SendError::Unknown`] when it has none).
+    pub fn send_raw_to(&mut self, session: SessionId, text: &str) -> Result<(), SendError> {
         match self.conn_of(session) {
             Some(id) => self.send_raw(id, text),
-            None => false,
+            None => Err(SendError::Unknown),
         }
     }
 
     /// Closes a connection with a code and reason.
     pub fn close(&mut self, id: ConnId, code: CloseCode, reason: &str) {
-        self.ctx.close(id, code, reason);
+        self.link.close(id, code, reason);
     }
 
     /// Schedules [`Handler::on_timer`] at `at`.
     pub fn set_timer(&mut self, at: Millis, timer: H::Timer) -> TimerId {
-        self.ctx.set_timer(at, GwTimer::Handler(timer))
+        self.link.set_timer(at, GwTimer::Handler(timer))
     }
 
     /// Cancels a handler timer, returning its payload if it had not fired.
     pub fn cancel_timer(&mut self, id: TimerId) -> Option<H::Timer> {
-        match self.ctx.cancel_timer(id) {
+        match self.link.cancel_timer(id) {
             Some(GwTimer::Handler(t)) => Some(t),
             _ => None,
         }
     }
 
-    /// The underlying reactor context (raw sends, peer addresses, remote handle).
-    pub fn reactor(&mut self) -> &mut Ctx<'r, Gateway<H>> {
-        self.ctx
+    /// A connection's peer address.
+    pub fn peer_addr(&self, id: ConnId) -> Option<SocketAddr> {
+        self.link.peer_addr(id)
+    }
+
+    /// Connections held (live or closing).
+    pub fn connection_count(&self) -> usize {
+        self.link.connection_count()
     }
 }

@@ -4,8 +4,8 @@ use super::ctx::Gw;
 use super::dialect::{Dialect, GatewayError};
 use super::owner::Owner;
 use super::session::SessionId;
+use crate::conn_id::ConnId;
 use crate::http::{Request, Response};
-use crate::reactor::ConnId;
 use serde_json::value::RawValue;
 
 /// The handler's answer to an upgrade request.

@@ -4,7 +4,7 @@
 use super::owner::Owner;
 use super::replay::ReplayBuffer;
 use super::session::SessionId;
-use crate::reactor::ConnId;
+use crate::conn_id::ConnId;
 use crate::timer::TimerId;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;

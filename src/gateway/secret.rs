@@ -1,9 +1,68 @@
-//! Secrets: constant-time comparison and random tokens from the OS.
+//! Secrets: session ids, constant-time comparison, and random tokens from the OS (the one
+//! file that reads the operating system's randomness).
 //!
 //! Tokens and session ids are credentials: compare them without an early exit (so response
 //! timing does not reveal how much of a guess was right) and never log them.
 
-use super::session::os_random;
+use std::fmt;
+use std::io::Read;
+
+/// A session's identifier: 53 bits from the operating system's randomness (see
+/// [`random_session_id`]), so that no one can guess another client's session, and every
+/// JSON reader (JavaScript's `JSON.parse` included) reads it exactly. A credential: neither its `Display` nor its `Debug`
+/// prints the number; a dialect spells it with [`SessionId::get`].
+#[derive(Copy, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(u64);
+
+impl SessionId {
+    /// The id a client sent back (a dialect decoding a resume), or a fixed one in a test.
+    #[must_use]
+    pub const fn new(raw: u64) -> SessionId {
+        SessionId(raw)
+    }
+
+    /// The number, for a dialect to write into READY. Never log it.
+    #[must_use]
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the id itself: it is a resume credential.
+        f.write_str("session")
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SessionId(..)")
+    }
+}
+
+/// Fills `buf` from the OS's random source (`/dev/urandom`).
+pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
+    std::fs::File::open("/dev/urandom")?.read_exact(buf)
+}
+
+/// A random `u64` from the OS (0 is never returned).
+pub fn random_u64() -> std::io::Result<u64> {
+    let mut b = [0u8; 8];
+    os_random(&mut b)?;
+    Ok(u64::from_le_bytes(b).max(1))
+}
+
+/// The largest integer every JSON reader holds exactly: 2^53 − 1, JavaScript's
+/// `Number.MAX_SAFE_INTEGER`. Integers a server sends as JSON numbers stay at or below it.
+pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
+/// A random session id: 53 random bits from the OS, never 0, never above
+/// [`MAX_SAFE_INTEGER`], so that a client parsing JSON numbers as doubles sends back the
+/// id it was given.
+pub fn random_session_id() -> std::io::Result<SessionId> {
+    Ok(SessionId((random_u64()? & MAX_SAFE_INTEGER).max(1)))
+}
 
 /// Compares two secrets in time that depends only on their lengths.
 pub fn secret_eq(a: &[u8], b: &[u8]) -> bool {
@@ -57,6 +116,24 @@ mod tests {
         assert!(!secret_eq(b"token", b"token2"));
         assert!(!secret_eq(b"", b"x"));
         assert!(secret_eq(b"", b""));
+    }
+
+    #[test]
+    fn session_ids_never_print_their_number() {
+        let id = SessionId::new(0x1234_5678_9abc);
+        for shown in [
+            format!("{id}"),
+            format!("{id:?}"),
+            format!("{:?}", Some(id)),
+        ] {
+            assert!(!shown.contains("1234") && !shown.contains(&id.get().to_string()));
+        }
+        assert_eq!(SessionId::new(7).get(), 7);
+    }
+
+    #[test]
+    fn os_random_differs() {
+        assert_ne!(random_u64().unwrap(), random_u64().unwrap());
     }
 
     #[test]

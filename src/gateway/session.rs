@@ -14,46 +14,9 @@
 
 use super::config::GatewayConfig;
 use super::dialect::{GatewayError, Op};
+pub use super::secret::{os_random, random_session_id, random_u64, SessionId, MAX_SAFE_INTEGER};
 pub use crate::rate::TokenBucket;
 use crate::time::Millis;
-use std::fmt;
-use std::io::Read;
-
-/// A session's identifier: 53 bits from the operating system's randomness (see
-/// [`random_session_id`]), so that no one can guess another client's session, and every
-/// JSON reader (JavaScript's `JSON.parse` included) reads it exactly.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionId(pub u64);
-
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the id itself: it is a resume credential.
-        f.write_str("session")
-    }
-}
-
-/// Fills `buf` from the OS's random source (`/dev/urandom`).
-pub fn os_random(buf: &mut [u8]) -> std::io::Result<()> {
-    std::fs::File::open("/dev/urandom")?.read_exact(buf)
-}
-
-/// A random `u64` from the OS (0 is never returned).
-pub fn random_u64() -> std::io::Result<u64> {
-    let mut b = [0u8; 8];
-    os_random(&mut b)?;
-    Ok(u64::from_le_bytes(b).max(1))
-}
-
-/// The largest integer every JSON reader holds exactly: 2^53 − 1, JavaScript's
-/// `Number.MAX_SAFE_INTEGER`. Integers a server sends as JSON numbers stay at or below it.
-pub const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
-
-/// A random session id: 53 random bits from the OS, never 0, never above
-/// [`MAX_SAFE_INTEGER`], so that a client parsing JSON numbers as doubles sends back the
-/// id it was given.
-pub fn random_session_id() -> std::io::Result<SessionId> {
-    Ok(SessionId((random_u64()? & MAX_SAFE_INTEGER).max(1)))
-}
 
 /// Where a connection stands in the gateway lifecycle.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -100,7 +63,7 @@ impl ConnSession {
             },
             last_heard: now,
             probe_sent: None,
-            commands: TokenBucket::full(now, config.rate_limit.0, config.rate_limit.1),
+            commands: TokenBucket::full(now, config.rate_limit.commands, config.rate_limit.window),
             heartbeats: TokenBucket::full(now, config.heartbeat_burst, config.heartbeat_interval),
             refused_in_a_row: 0,
         }
@@ -141,7 +104,7 @@ impl ConnSession {
             }
             _ => self
                 .commands
-                .take(now, config.rate_limit.0, config.rate_limit.1),
+                .take(now, config.rate_limit.commands, config.rate_limit.window),
         };
         if !allowed {
             self.refused_in_a_row += 1;

@@ -1,7 +1,7 @@
 //! Session machine tests: every transition with a fake clock, no sockets, no sleeps.
 
 use super::*;
-use crate::gateway::config::ProbePolicy;
+use crate::gateway::config::{ProbePolicy, RateLimit};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
 
@@ -33,8 +33,8 @@ fn identify_first_then_anything() {
         Err(GatewayError::NotIdentified)
     );
     assert_eq!(s.admit(Millis(2), &Op::Identify(raw()), &c), Ok(()));
-    s.identified(Millis(2), SessionId(7));
-    assert_eq!(s.session(), Some(SessionId(7)));
+    s.identified(Millis(2), SessionId::new(7));
+    assert_eq!(s.session(), Some(SessionId::new(7)));
     assert_eq!(s.admit(Millis(3), &dispatch(), &c), Ok(()));
     assert_eq!(s.admit(Millis(3), &Op::Heartbeat(None), &c), Ok(()));
     assert_eq!(
@@ -76,7 +76,7 @@ fn identify_deadline() {
         s2.tick(Millis(500), &c),
         Tick::Expired(GatewayError::IdentifyTimeout)
     );
-    s.identified(Millis(100), SessionId(1));
+    s.identified(Millis(100), SessionId::new(1));
     assert_eq!(
         s.tick(Millis(10_000), &config()),
         Tick::Expired(GatewayError::HeartbeatTimeout)
@@ -98,7 +98,7 @@ fn message(
 fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
     let c = config(); // 1000 + 1500
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     assert_eq!(message(&mut s, 900, &Op::Heartbeat(None), &c), Ok(()));
     assert_eq!(s.next_deadline(&c), Millis(3_400));
     assert_eq!(s.tick(Millis(3_399), &c), Tick::Idle);
@@ -111,11 +111,11 @@ fn heartbeat_timeout_is_interval_plus_grace_after_last_message() {
 #[test]
 fn any_message_is_proof_of_life_even_refused_or_undecodable() {
     let c = GatewayConfig {
-        rate_limit: (1, Millis(60_000)),
+        rate_limit: RateLimit::new(1, Millis(60_000)),
         ..config()
     };
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     assert_eq!(message(&mut s, 1, &dispatch(), &c), Ok(()));
     // Over the rate limit: refused, yet the client is plainly alive.
     assert_eq!(
@@ -146,7 +146,7 @@ fn probing() -> GatewayConfig {
 fn a_probe_goes_out_only_after_a_whole_interval_of_silence() {
     let c = probing();
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     assert_eq!(message(&mut s, 750, &Op::Heartbeat(None), &c), Ok(()));
     // Not 1.25 intervals after the start: one interval after the last message.
     assert_eq!(s.next_deadline(&c), Millis(1_750));
@@ -168,7 +168,7 @@ fn a_probe_goes_out_only_after_a_whole_interval_of_silence() {
 fn a_silent_client_is_closed_two_intervals_after_its_last_message() {
     let c = probing();
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     let (verdict, at) = loop {
         let at = s.next_deadline(&c);
         match s.tick(at, &c) {
@@ -186,7 +186,7 @@ fn a_silent_client_is_closed_two_intervals_after_its_last_message() {
 fn a_client_heartbeating_every_interval_that_never_answers_probes_is_kept() {
     let c = probing();
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     // Heartbeats every interval, each up to 30% late (jitter), probes ignored: the timer
     // fires at every deadline, as the reactor's would.
     let mut probes = 0;
@@ -209,12 +209,12 @@ fn a_client_heartbeating_every_interval_that_never_answers_probes_is_kept() {
 #[test]
 fn rate_limit_answers_then_closes_on_abuse_and_refills() {
     let c = GatewayConfig {
-        rate_limit: (5, Millis(1_000)),
+        rate_limit: RateLimit::new(5, Millis(1_000)),
         rate_limit_slack: 2,
         ..config()
     };
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     for _ in 0..5 {
         assert_eq!(s.admit(Millis(0), &dispatch(), &c), Ok(()));
     }
@@ -250,18 +250,13 @@ fn token_bucket_never_exceeds_capacity() {
 }
 
 #[test]
-fn os_random_differs() {
-    assert_ne!(random_u64().unwrap(), random_u64().unwrap());
-}
-
-#[test]
 fn no_heartbeat_deadline_when_not_required() {
     let c = GatewayConfig {
         heartbeat_required: false,
         ..config()
     };
     let mut s = ConnSession::new(Millis(0), &c);
-    s.identified(Millis(0), SessionId(1));
+    s.identified(Millis(0), SessionId::new(1));
     assert_eq!(s.next_deadline(&c), Millis::NEVER);
     assert_eq!(s.tick(Millis(1_000_000), &c), Tick::Idle);
 }
@@ -281,7 +276,7 @@ fn server_heartbeats_go_out_at_0_85_of_the_interval() {
 fn session_ids_fit_in_53_bits_and_are_never_zero() {
     // 2,000 draws: with ids of 64 random bits, all but about 1 in 2^11 would be above 2^53.
     for _ in 0..2_000 {
-        let SessionId(id) = random_session_id().unwrap();
+        let id = random_session_id().unwrap().get();
         assert!(
             (1..=MAX_SAFE_INTEGER).contains(&id),
             "{id} is not in 1..=2^53-1"

@@ -7,11 +7,10 @@
 //! Established (upgraded) connections are never shed.
 
 use super::address::AddressVerdict;
-use super::core::{flag, Entry, Phase};
+use super::app::{App, Closed};
+use super::entry::{Entry, Phase};
 use super::token::{next_generation, ConnId};
 use super::{Reactor, ACCEPT_BACKOFF_MAX, ACCEPT_BACKOFF_MIN};
-use crate::app::{App, Closed};
-use crate::ws::Outbox;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read, Write};
@@ -141,26 +140,14 @@ impl<A: App> Reactor<A> {
             self.forget(peer, verdict);
             return;
         }
-        let flags = if verdict == AddressVerdict::Counted {
-            flag::COUNTED
-        } else {
-            0
-        };
-        slot.insert(Entry {
+        let counted = verdict == AddressVerdict::Counted;
+        slot.insert(Entry::accepted(
             stream,
             peer,
             generation,
-            flags,
-            phase: Phase::Http,
-            rx: Vec::new(),
-            outbox: Outbox::default(),
-            timer: None,
-            last_rx: self.core.now,
-            born: self.core.now,
-            requests: 0,
-            discarded: 0,
-            state: None,
-        });
+            self.core.now,
+            counted,
+        ));
         self.remember_unupgraded(id);
         let at = self.core.now + self.core.config.handshake_timeout;
         self.core.arm(id, at);
@@ -188,7 +175,7 @@ impl<A: App> Reactor<A> {
             self.core.unupgraded.retain(|&old| {
                 conns
                     .get(old.index())
-                    .is_some_and(|e| e.generation == old.generation() && !upgraded(e))
+                    .is_some_and(|e| e.generation == old.generation() && !e.phase.is_upgraded())
             });
         }
         self.core.unupgraded.push_back(id);
@@ -201,10 +188,10 @@ impl<A: App> Reactor<A> {
             let Some(entry) = self.core.get_mut(id) else {
                 continue;
             };
-            if upgraded(entry) {
+            if entry.phase.is_upgraded() {
                 continue;
             }
-            if matches!(entry.phase, Phase::Http) && entry.outbox.is_empty() {
+            if matches!(entry.phase, Phase::Http(_)) && entry.outbox.is_empty() {
                 let _ = entry.stream.write(BUSY_RESPONSE);
             }
             log::debug!("{id}: shed (descriptors low)");
@@ -214,8 +201,4 @@ impl<A: App> Reactor<A> {
         }
         false
     }
-}
-
-fn upgraded<S>(entry: &Entry<S>) -> bool {
-    entry.flags & flag::UPGRADED != 0
 }

@@ -4,8 +4,8 @@
 //! IPv6 peers are keyed on a prefix ([`Config::ipv6_prefix`](crate::Config), a /64 by
 //! default): one host is usually given a whole /64 and can pick any address in it.
 
+use super::app::App;
 use super::core::Core;
-use crate::app::App;
 use crate::rate::TokenBucket;
 use crate::time::Millis;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};

@@ -18,9 +18,10 @@
 //! `DeflateConfig::min_size`, control frames, and messages that would not shrink (without
 //! context takeover).
 
-use super::core::{Core, Phase, SendError};
+use super::app::App;
+use super::core::{Core, SendError};
+use super::entry::Phase;
 use super::token::ConnId;
-use crate::app::App;
 use crate::close::CloseCode;
 use crate::wire::{OpCode, MAX_HEADER_LEN};
 use crate::ws::deflate::{stored_block, DeflateConn, Deflater};

@@ -5,21 +5,21 @@
 //! `&mut Core` inside its [`Ctx`](super::Ctx) while the reactor holds `&mut App`.
 
 use super::address::PerIp;
+use super::app::{App, Closed};
+use super::entry::{slot, AfterFlush, Entry, Phase};
 use super::remote::RemoteInner;
 use super::token::ConnId;
-use crate::app::{App, Closed};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::time::Millis;
-use crate::timer::{TimerId, TimerWheel};
+use crate::timer::TimerWheel;
 use crate::wire::OpCode;
-use crate::ws::{BufPool, Outbox, SharedFrame, WsConn};
-use mio::net::TcpStream;
+use crate::ws::{BufPool, Outbox, SharedFrame};
 use mio::{Interest, Registry};
 use slab::Slab;
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::net::{IpAddr, Shutdown};
 use std::sync::Arc;
 
 /// What a wheel timer is for.
@@ -37,72 +37,12 @@ pub(crate) enum TimerTarget<T> {
     App(T),
 }
 
-/// Where a connection is in its life.
+/// A connection that ended, with its application state, waiting for `on_close`.
 #[derive(Debug)]
-pub(crate) enum Phase {
-    /// Reading HTTP requests (an upgrade, or plain requests on keep-alive).
-    Http,
-    /// An upgraded WebSocket (open, or waiting for the peer's Close).
-    Ws(WsConn),
-    /// Done: flush what is queued, half-close, and wait for EOF or the close deadline.
-    Draining,
-}
-
-/// Flag bits of an [`Entry`].
-pub(crate) mod flag {
-    /// WRITABLE interest is registered (only while output is pending).
-    pub const WRITABLE: u16 = 1;
-    /// In the reactor's dirty list (flush at the end of the turn).
-    pub const DIRTY: u16 = 2;
-    /// Half-close (FIN) once the outbox is empty.
-    pub const SHUT_AFTER_FLUSH: u16 = 4;
-    /// FIN sent.
-    pub const SHUT_DONE: u16 = 8;
-    /// The read budget ran out with data possibly left: read again next turn.
-    pub const READ_PENDING: u16 = 16;
-    /// Counted in `ws_count`.
-    pub const UPGRADED: u16 = 32;
-    /// A server ping is outstanding.
-    pub const PINGED: u16 = 64;
-    /// Close the socket as soon as the outbox is empty (the closing handshake is complete:
-    /// nothing more will be read, so there is no need to half-close and wait for EOF).
-    pub const DROP_AFTER_FLUSH: u16 = 128;
-    /// Counted in the per-address table.
-    pub const COUNTED: u16 = 512;
-    /// The peer's FIN (or an error) was reported: read until EOF, never stop at a short
-    /// read (epoll, edge-triggered, will not report the FIN again).
-    pub const PEER_CLOSED: u16 = 1024;
-}
-
-/// One connection's slot: everything it owns. Idle, it holds no heap memory beyond the
-/// application's state.
-#[derive(Debug)]
-pub(crate) struct Entry<S> {
-    pub stream: TcpStream,
-    pub peer: SocketAddr,
-    pub generation: u32,
-    pub flags: u16,
-    pub phase: Phase,
-    /// Bytes of an incomplete frame or request (empty, unallocated, between frames).
-    pub rx: Vec<u8>,
-    pub outbox: Outbox,
-    pub timer: Option<TimerId>,
-    pub last_rx: Millis,
-    /// When it was accepted (bounds a keep-alive connection's life).
-    pub born: Millis,
-    /// Plain HTTP requests answered on it.
-    pub requests: u32,
-    /// Bytes read and dropped while draining (bounded by `input::DRAIN_DISCARD`).
-    pub discarded: u32,
-    pub state: Option<S>,
-}
-
-/// The entry of `id` in `conns`, if `id` is still its current id. A free function so that
-/// callers can borrow `conns` apart from the rest of the [`Core`].
-fn slot<S>(conns: &mut Slab<Entry<S>>, id: ConnId) -> Option<&mut Entry<S>> {
-    conns
-        .get_mut(id.index())
-        .filter(|e| e.generation == id.generation())
+pub(crate) struct Ended<S> {
+    pub id: ConnId,
+    pub state: S,
+    pub why: Closed,
 }
 
 /// The reactor's state apart from the application.
@@ -121,7 +61,7 @@ pub(crate) struct Core<A: App> {
     /// Connections whose read budget ran out.
     pub pending_reads: Vec<ConnId>,
     /// Ended connections whose `on_close` is still to be called.
-    pub closed: VecDeque<(ConnId, A::Conn, Closed)>,
+    pub closed: VecDeque<Ended<A::Conn>>,
     pub ws_count: usize,
     pub generation: u32,
     pub remote: Arc<RemoteInner<A::Command>>,
@@ -146,28 +86,7 @@ pub(crate) struct Core<A: App> {
     pub deflate: super::compress::Shared,
 }
 
-/// Why a send did not happen.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum SendError {
-    /// No such connection (gone, or an id from another slot generation).
-    Unknown,
-    /// The connection is closing or closed: nothing more may be sent.
-    Closing,
-    /// The connection's outbox overflowed: it is a slow reader and is being closed (1008).
-    Overflow,
-}
-
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            SendError::Unknown => "unknown connection",
-            SendError::Closing => "connection is closing",
-            SendError::Overflow => "outbox overflow: slow reader closed",
-        })
-    }
-}
-
-impl std::error::Error for SendError {}
+pub use crate::error::SendError;
 
 impl<A: App> Core<A> {
     /// The entry of a live connection, if `id` is still its current id.
@@ -177,6 +96,14 @@ impl<A: App> Core<A> {
             .filter(|e| e.generation == id.generation())
     }
 
+    /// The id of every connection held, in any phase (for a loop that may remove them).
+    pub fn all_ids(&self) -> Vec<ConnId> {
+        self.conns
+            .iter()
+            .map(|(index, e)| ConnId::new(index, e.generation))
+            .collect()
+    }
+
     /// Mutable [`Core::get`].
     pub fn get_mut(&mut self, id: ConnId) -> Option<&mut Entry<A::Conn>> {
         slot(&mut self.conns, id)
@@ -184,8 +111,8 @@ impl<A: App> Core<A> {
 
     /// Marks a connection for flushing at the end of the turn.
     fn mark_dirty(dirty: &mut Vec<ConnId>, entry: &mut Entry<A::Conn>, id: ConnId) {
-        if entry.flags & flag::DIRTY == 0 {
-            entry.flags |= flag::DIRTY;
+        if !entry.dirty {
+            entry.dirty = true;
             dirty.push(id);
         }
     }
@@ -200,8 +127,7 @@ impl<A: App> Core<A> {
     ) -> Result<(), SendError> {
         let limit = self.config.outbox_limit;
         let entry = slot(&mut self.conns, id).ok_or(SendError::Unknown)?;
-        let open = entry.state.is_some() && matches!(&entry.phase, Phase::Ws(ws) if ws.is_open());
-        if !open {
+        if !entry.is_open() {
             return Err(SendError::Closing);
         }
         // The cap bounds the backlog: an empty outbox always takes one frame, however big
@@ -290,32 +216,30 @@ impl<A: App> Core<A> {
         let Some(entry) = self.get_mut(id) else {
             return;
         };
-        match &mut entry.phase {
+        let upgraded = match &mut entry.phase {
             Phase::Ws(ws) => {
                 if !ws.start_close() {
                     return;
                 }
                 if matches!(why, Closed::Failed(_)) {
                     // A failed connection reads nothing more: it only drains.
-                    entry.phase = Phase::Draining;
-                    entry.flags |= flag::SHUT_AFTER_FLUSH;
+                    entry.phase.drain(AfterFlush::HalfClose);
                 }
+                true
             }
-            Phase::Http => {
-                entry.phase = Phase::Draining;
-                entry.flags |= flag::SHUT_AFTER_FLUSH;
+            Phase::Http(_) => {
+                entry.phase.drain(AfterFlush::HalfClose);
+                false
             }
-            Phase::Draining => return,
-        }
+            Phase::Draining(_) => return,
+        };
         let state = entry.state.take();
-        if matches!(entry.phase, Phase::Ws(_) | Phase::Draining)
-            && entry.flags & flag::UPGRADED != 0
-        {
+        if upgraded {
             let frame = SharedFrame::close(code, reason);
             self.push_shared_unchecked(id, &frame);
         }
         if let Some(state) = state {
-            self.closed.push_back((id, state, why));
+            self.closed.push_back(Ended { id, state, why });
         }
         // Flush at the end of the turn even when nothing was queued (a socket still in its
         // HTTP phase): the flush sends the FIN that ends it.
@@ -330,8 +254,7 @@ impl<A: App> Core<A> {
     pub fn drain(&mut self, id: ConnId) {
         let at = self.now + self.config.close_timeout;
         if let Some(entry) = slot(&mut self.conns, id) {
-            entry.phase = Phase::Draining;
-            entry.flags |= flag::SHUT_AFTER_FLUSH;
+            entry.phase.drain(AfterFlush::HalfClose);
             Self::mark_dirty(&mut self.dirty, entry, id);
         }
         self.arm(id, at);
@@ -344,8 +267,7 @@ impl<A: App> Core<A> {
     pub fn finish(&mut self, id: ConnId) {
         let at = self.now + self.config.close_timeout;
         if let Some(entry) = slot(&mut self.conns, id) {
-            entry.phase = Phase::Draining;
-            entry.flags |= flag::DROP_AFTER_FLUSH;
+            entry.phase.drain(AfterFlush::Drop);
             Self::mark_dirty(&mut self.dirty, entry, id);
         }
         self.arm(id, at);
@@ -361,14 +283,14 @@ impl<A: App> Core<A> {
         if let Some(t) = entry.timer {
             self.wheel.cancel(t);
         }
-        if entry.flags & flag::UPGRADED != 0 {
+        if entry.phase.is_upgraded() {
             self.ws_count -= 1;
         }
-        if entry.flags & flag::COUNTED != 0 {
+        if entry.counted {
             self.forget_address(entry.peer);
         }
         if let Some(state) = entry.state {
-            self.closed.push_back((id, state, why));
+            self.closed.push_back(Ended { id, state, why });
         }
         let mut outbox = entry.outbox;
         outbox.drop_unsent(&mut self.pool);
@@ -385,7 +307,7 @@ impl<A: App> Core<A> {
         let Some(entry) = slot(&mut self.conns, id) else {
             return;
         };
-        entry.flags &= !flag::DIRTY;
+        entry.dirty = false;
         let done = match entry.outbox.write_to(&mut entry.stream, &mut self.pool) {
             Ok(done) => done,
             Err(_) => {
@@ -393,13 +315,16 @@ impl<A: App> Core<A> {
                 return;
             }
         };
-        if done && entry.flags & flag::DROP_AFTER_FLUSH != 0 {
+        let then = match &entry.phase {
+            Phase::Draining(drain) => Some(drain.then),
+            _ => None,
+        };
+        if done && then == Some(AfterFlush::Drop) {
             self.remove(id, Closed::Dropped);
             return;
         }
         let want_writable = !done;
-        let has_writable = entry.flags & flag::WRITABLE != 0;
-        if want_writable != has_writable {
+        if want_writable != entry.writable {
             let interest = if want_writable {
                 Interest::READABLE | Interest::WRITABLE
             } else {
@@ -413,10 +338,12 @@ impl<A: App> Core<A> {
                 self.remove(id, Closed::Dropped);
                 return;
             }
-            entry.flags ^= flag::WRITABLE;
+            entry.writable = want_writable;
         }
-        if done && entry.flags & flag::SHUT_AFTER_FLUSH != 0 && entry.flags & flag::SHUT_DONE == 0 {
-            entry.flags |= flag::SHUT_DONE;
+        if done && then == Some(AfterFlush::HalfClose) {
+            if let Phase::Draining(drain) = &mut entry.phase {
+                drain.then = AfterFlush::AwaitEof;
+            }
             if let Err(e) = entry.stream.shutdown(Shutdown::Write) {
                 if e.kind() != io::ErrorKind::NotConnected {
                     self.remove(id, Closed::Dropped);

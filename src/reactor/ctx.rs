@@ -1,11 +1,11 @@
 //! [`Ctx`]: what an application callback may do to the reactor.
 
+use super::app::{App, Message};
 #[cfg(feature = "deflate")]
 use super::compress::BroadcastCache;
 use super::core::{Core, SendError, TimerTarget};
 use super::remote::Remote;
 use super::token::ConnId;
-use crate::app::{App, Message};
 use crate::close::CloseCode;
 use crate::time::Millis;
 use crate::timer::TimerId;
@@ -34,13 +34,15 @@ impl<'r, A: App> Ctx<'r, A> {
     }
 
     /// The reactor's current time: milliseconds since it started, less the excess of any
-    /// stall over `Config::stall_threshold` (see [`Config`](crate::Config)). Use it, not
-    /// the OS clock, for deadlines given to [`Ctx::set_timer`].
+    /// stall over `Config::stall_threshold` (see [`Config`](crate::Config)), or the time
+    /// given to [`Reactor::turn_at`](super::Reactor::turn_at). Use it, not the OS clock, for
+    /// deadlines given to [`Ctx::set_timer`].
     pub fn now(&self) -> Millis {
         self.core.now
     }
 
     /// Sends a message to one connection. The bytes are encoded straight into its outbox.
+    #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send(&mut self, id: ConnId, message: Message<'_>) -> Result<(), SendError> {
         let (opcode, payload) = match message {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
@@ -57,17 +59,20 @@ impl<'r, A: App> Ctx<'r, A> {
     }
 
     /// Sends a text message.
+    #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_text(&mut self, id: ConnId, text: &str) -> Result<(), SendError> {
         self.send(id, Message::Text(text))
     }
 
     /// Sends a binary message.
+    #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_binary(&mut self, id: ConnId, bytes: &[u8]) -> Result<(), SendError> {
         self.send(id, Message::Binary(bytes))
     }
 
     /// Queues a frame encoded once ([`SharedFrame`]) to one connection, by reference
     /// (compressed first when the connection negotiated permessage-deflate).
+    #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
         self.send_shared_to(id, frame, &mut Default::default())
     }
@@ -92,6 +97,7 @@ impl<'r, A: App> Ctx<'r, A> {
     /// once for many connections; only the prefix and frame header are per connection).
     /// With permessage-deflate (no context takeover) the body is compressed once for the
     /// members it goes to in a row, and the prefix goes in a stored block (5 bytes).
+    #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_prefixed(
         &mut self,
         id: ConnId,
@@ -173,23 +179,29 @@ impl<'r, A: App> Ctx<'r, A> {
         self.core.wheel.insert(at, TimerTarget::App(timer))
     }
 
-    /// Cancels an application timer, returning its payload if it had not fired.
+    /// Cancels an application timer, returning its payload if it had not fired. An id that
+    /// is not a pending application timer's changes nothing.
     pub fn cancel_timer(&mut self, id: TimerId) -> Option<A::Timer> {
+        if !self.is_app_timer(id) {
+            return None;
+        }
         match self.core.wheel.cancel(id) {
             Some(TimerTarget::App(t)) => Some(t),
-            Some(other) => {
-                // Not an application timer: put it back untouched.
-                let at = self.core.now;
-                self.core.wheel.insert(at, other);
-                None
-            }
-            None => None,
+            _ => None,
         }
     }
 
-    /// Moves an application timer to a new deadline; false if it already fired.
+    /// Moves an application timer to a new deadline; false (changing nothing) if it already
+    /// fired or `id` is not an application timer's.
+    #[must_use = "false: the timer already fired (or was cancelled)"]
     pub fn reschedule_timer(&mut self, id: TimerId, at: Millis) -> bool {
-        self.core.wheel.reschedule(id, at)
+        self.is_app_timer(id) && self.core.wheel.reschedule(id, at)
+    }
+
+    /// Whether `id` is a pending application timer (never one of the reactor's own, which
+    /// share the wheel: an application can only touch what it set).
+    fn is_app_timer(&self, id: TimerId) -> bool {
+        matches!(self.core.wheel.get(id), Some(TimerTarget::App(_)))
     }
 
     /// A handle for other threads.

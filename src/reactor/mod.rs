@@ -10,31 +10,37 @@
 //! The reactor's clock (`Ctx::now`, every deadline) is the OS's monotonic clock less the
 //! stalls it has seen: a turn late by more than `Config::stall_threshold` has the excess
 //! left out, so a stopped or paused process does not expire peers whose messages arrived
-//! while it could not read them.
+//! while it could not read them. A test (or a simulation) can set the clock itself with
+//! [`Reactor::turn_at`] instead: deadlines then come when it says, without sleeping.
 
 mod accept;
 mod address;
+mod app;
+mod clock;
 #[cfg(feature = "deflate")]
 mod compress;
 mod core;
 mod ctx;
+mod entry;
 mod input;
 mod remote;
 mod token;
 
 pub use self::core::SendError;
+pub use app::{Accept, App, Closed, Message};
 pub use ctx::Ctx;
 pub use remote::{Remote, RemoteError};
 pub use token::ConnId;
 
-use self::core::{flag, Core, Phase, TimerTarget};
-use crate::app::{App, Closed};
+use self::core::{Core, TimerTarget};
 use crate::close::CloseCode;
 use crate::config::Config;
 use crate::error::Error;
 use crate::time::Millis;
 use crate::timer::TimerWheel;
 use crate::ws::{BufPool, SharedFrame};
+use clock::{Clock, PollSpan};
+use entry::Phase;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Waker};
 use remote::{Command, Payload, RemoteInner};
@@ -42,7 +48,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use token::{LISTENER, WAKER};
 
 /// Output buffers: size of each pooled buffer and how many spares are kept.
@@ -91,12 +97,7 @@ pub struct Reactor<A: App> {
     local_addr: SocketAddr,
     core: Core<A>,
     app: A,
-    epoch: Instant,
-    /// The OS clock (since `epoch`) when `core.now` was last set.
-    last_raw: Millis,
-    /// Time left out of the reactor's clock: the excess of every stall over
-    /// `Config::stall_threshold`.
-    skipped: Millis,
+    clock: Clock,
     accept_pending: bool,
     accept_backoff: Millis,
     commands: VecDeque<Command<A::Command>>,
@@ -175,9 +176,7 @@ impl<A: App> Reactor<A> {
             local_addr,
             core,
             app,
-            epoch: Instant::now(),
-            last_raw: Millis::ZERO,
-            skipped: Millis::ZERO,
+            clock: Clock::os(),
             accept_pending: true,
             accept_backoff: ACCEPT_BACKOFF_MIN,
             commands: VecDeque::new(),
@@ -240,36 +239,6 @@ impl<A: App> Reactor<A> {
         self.stop_now();
     }
 
-    /// The OS clock, in milliseconds since the reactor's epoch.
-    fn raw_clock(&self) -> Millis {
-        Millis::from_duration(self.epoch.elapsed())
-    }
-
-    /// Sets `core.now` after a poll that began at `before` (OS clock), asked to sleep at
-    /// most `asked`, and returned at `after`. The turn was late by the time spent since
-    /// `now` was last set before the poll (the previous turn's work, and the host's between
-    /// turns) plus whatever the poll slept beyond what it asked for. Lateness beyond
-    /// `stall_threshold` is a stall: it is left out of the clock, so every deadline moves
-    /// back by it and nobody is judged by time the process did not see.
-    fn advance_clock(&mut self, before: Millis, after: Millis, asked: Option<Duration>) {
-        let working = before.saturating_since(self.last_raw);
-        let overslept = match asked {
-            Some(asked) => after
-                .saturating_since(before)
-                .saturating_since(Millis::from_duration(asked)),
-            None => Millis::ZERO,
-        };
-        let late = working + overslept;
-        let threshold = self.core.config.stall_threshold;
-        if late > threshold {
-            let excess = late - threshold;
-            log::warn!("the reactor was stalled for {late}; {excess} left out of its clock");
-            self.skipped = self.skipped + excess;
-        }
-        self.last_raw = after;
-        self.core.now = after - self.skipped;
-    }
-
     /// Polls into `events`. True when another poll may find more ready sockets: the
     /// events filled up, or the wait was interrupted (`epoll_wait` fails with EINTR after
     /// the process was stopped and continued, having reported nothing).
@@ -291,7 +260,7 @@ impl<A: App> Reactor<A> {
                     let id = ConnId::from_token(token);
                     if event.is_read_closed() || event.is_error() {
                         if let Some(entry) = self.core.get_mut(id) {
-                            entry.flags |= flag::PEER_CLOSED;
+                            entry.peer_closed = true;
                         }
                     }
                     if event.is_readable() || event.is_read_closed() || event.is_error() {
@@ -314,10 +283,14 @@ impl<A: App> Reactor<A> {
         if busy {
             return Some(Duration::ZERO);
         }
+        if matches!(self.clock, Clock::Manual) {
+            // Deadlines come when the caller moves the clock, not by waiting.
+            return max_wait;
+        }
         match self.core.wheel.next_deadline() {
             Some(deadline) => {
                 let wait = deadline
-                    .saturating_since(before - self.skipped)
+                    .saturating_since(self.clock.reactor_time(before))
                     .to_duration();
                 Some(max_wait.map_or(wait, |t| t.min(wait)))
             }
@@ -335,8 +308,18 @@ impl<A: App> Reactor<A> {
         before: Millis,
     ) -> Result<(), Error> {
         let polled = self.poll_once(events, timeout);
-        let after = self.raw_clock();
-        self.advance_clock(before, after, timeout);
+        let after = self.clock.raw(self.core.now);
+        let span = PollSpan {
+            before,
+            asked: timeout,
+            after,
+        };
+        if let Some(now) = self
+            .clock
+            .after_poll(span, self.core.config.stall_threshold)
+        {
+            self.core.now = now;
+        }
         let mut again = polled?;
         self.handle_events(events);
         for _ in 1..self.core.config.polls_per_turn {
@@ -353,12 +336,34 @@ impl<A: App> Reactor<A> {
     /// every event, poll again without waiting while polls fill up (at most
     /// `polls_per_turn` in all, so every ready socket is read before any deadline is
     /// judged), run commands, accept, fire timers, flush output.
+    ///
+    /// After [`Reactor::turn_at`] the clock is the caller's: a turn then sleeps at most
+    /// `max_wait` and leaves the time as it was.
     pub fn turn(&mut self, max_wait: Option<Duration>) -> Result<(), Error> {
         if self.core.stop {
             return Ok(());
         }
-        let before = self.raw_clock();
+        let before = self.clock.raw(self.core.now);
         let timeout = self.poll_timeout(max_wait, before);
+        self.turn_with(timeout, before)
+    }
+
+    /// A turn at time `now` (the reactor's time, as [`Ctx::now`] gives it), without
+    /// sleeping: for tests and simulations that drive deadlines themselves. From the first
+    /// call on, the reactor's clock is the caller's (the OS clock and its stall detection
+    /// are no longer read): it moves only when a later `turn_at` moves it. A `now` earlier
+    /// than the reactor's time is taken as its time (the clock never goes back).
+    pub fn turn_at(&mut self, now: Millis) -> Result<(), Error> {
+        if self.core.stop {
+            return Ok(());
+        }
+        self.clock = Clock::Manual;
+        self.core.now = self.core.now.max(now);
+        self.turn_with(Some(Duration::ZERO), self.core.now)
+    }
+
+    /// The turn after the poll timeout is known.
+    fn turn_with(&mut self, timeout: Option<Duration>, before: Millis) -> Result<(), Error> {
         let mut events = self
             .events
             .take()
@@ -369,11 +374,7 @@ impl<A: App> Reactor<A> {
         self.run_commands();
         let pending = std::mem::take(&mut self.core.pending_reads);
         for id in pending {
-            if self
-                .core
-                .get(id)
-                .is_some_and(|e| e.flags & flag::READ_PENDING != 0)
-            {
+            if self.core.get(id).is_some_and(|e| e.read_pending) {
                 self.read_conn(id);
             }
         }
@@ -466,8 +467,8 @@ impl<A: App> Reactor<A> {
             return;
         };
         entry.timer = None;
-        let open = matches!(&entry.phase, Phase::Ws(ws) if ws.is_open()) && entry.state.is_some();
-        if matches!(entry.phase, Phase::Http) && !entry.rx.is_empty() {
+        let open = entry.is_open();
+        if matches!(entry.phase, Phase::Http(_)) && !entry.rx.is_empty() {
             // Handshake deadline with part of a request received (slowloris): answer 408,
             // then drain (the close deadline bounds the drain).
             entry.rx = Vec::new();
@@ -496,7 +497,6 @@ impl<A: App> Reactor<A> {
         let last_rx = entry.last_rx;
         match ping_interval {
             Some(ping) if silent >= ping => {
-                entry.flags |= flag::PINGED;
                 self.core.push_control(id, crate::wire::OpCode::Ping, b"");
                 self.core.arm(id, (now + ping).min(last_rx + idle));
             }
@@ -516,12 +516,7 @@ impl<A: App> Reactor<A> {
         let mut ctx = Ctx::new(&mut self.core);
         self.app.on_shutdown(&mut ctx);
         self.deliver_closed();
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(index, e)| ConnId::new(index, e.generation))
-            .collect();
+        let ids = self.core.all_ids();
         for id in ids {
             self.core
                 .close(id, CloseCode::GOING_AWAY, "server shutting down");
@@ -532,12 +527,7 @@ impl<A: App> Reactor<A> {
     }
 
     fn stop_now(&mut self) {
-        let ids: Vec<ConnId> = self
-            .core
-            .conns
-            .iter()
-            .map(|(index, e)| ConnId::new(index, e.generation))
-            .collect();
+        let ids = self.core.all_ids();
         for id in ids {
             self.core.remove(id, Closed::Dropped);
         }

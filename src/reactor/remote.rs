@@ -136,18 +136,21 @@ impl<C> Remote<C> {
     }
 
     /// Sends a text message to a connection.
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn send_text(&self, id: ConnId, text: impl Into<String>) -> Result<(), RemoteError> {
         self.inner
             .push(Command::Send(id, Payload::Text(text.into())))
     }
 
     /// Sends a binary message to a connection.
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn send_binary(&self, id: ConnId, bytes: impl Into<Vec<u8>>) -> Result<(), RemoteError> {
         self.inner
             .push(Command::Send(id, Payload::Binary(bytes.into())))
     }
 
     /// Closes a connection with a code and reason.
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn close(
         &self,
         id: ConnId,
@@ -158,18 +161,21 @@ impl<C> Remote<C> {
     }
 
     /// Sends a text message to every open WebSocket connection (encoded once).
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn broadcast_text(&self, text: impl Into<String>) -> Result<(), RemoteError> {
         self.inner
             .push(Command::Broadcast(Payload::Text(text.into())))
     }
 
     /// Sends a binary message to every open WebSocket connection (encoded once).
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn broadcast_binary(&self, bytes: impl Into<Vec<u8>>) -> Result<(), RemoteError> {
         self.inner
             .push(Command::Broadcast(Payload::Binary(bytes.into())))
     }
 
     /// Passes a command to the application's [`App::on_command`](crate::App::on_command).
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn command(&self, command: C) -> Result<(), RemoteError> {
         self.inner.push(Command::App(command))
     }
@@ -182,6 +188,7 @@ impl<C> Remote<C> {
     }
 
     /// Stops the reactor at once: connections are dropped without a closing handshake.
+    #[must_use = "a command is refused when the queue is full or the reactor stopped"]
     pub fn stop(&self) -> Result<(), RemoteError> {
         self.inner.push(Command::Stop)
     }

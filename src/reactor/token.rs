@@ -4,15 +4,11 @@
 //! reactor-wide counter at accept, makes an old id (an event still in flight, a timer, a
 //! send from another thread) miss the new occupant instead of reaching it.
 
+pub use crate::conn_id::ConnId;
 use mio::Token;
 
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("postern packs connection ids into 64-bit tokens");
-
-/// Identifies one connection for its whole life; never reused for another connection
-/// (until 2^32 accepts reuse the same slot and generation, a risk accepted here).
-#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnId(u64);
 
 /// The listening socket's token (never a connection's: generations stop below `u32::MAX`).
 pub(crate) const LISTENER: Token = Token(usize::MAX);
@@ -20,42 +16,12 @@ pub(crate) const LISTENER: Token = Token(usize::MAX);
 pub(crate) const WAKER: Token = Token(usize::MAX - 1);
 
 impl ConnId {
-    pub(crate) fn new(index: usize, generation: u32) -> ConnId {
-        ConnId((u64::from(generation) << 32) | (index as u64 & 0xFFFF_FFFF))
-    }
-
-    /// The slab index (shared by successive connections in the same slot).
-    pub fn index(self) -> usize {
-        (self.0 & 0xFFFF_FFFF) as usize
-    }
-
-    /// The generation that tells this connection from earlier ones in its slot.
-    pub fn generation(self) -> u32 {
-        (self.0 >> 32) as u32
-    }
-
-    /// The id as a plain number (e.g. for logs or an application's own maps).
-    pub fn as_u64(self) -> u64 {
-        self.0
-    }
-
-    /// Rebuilds an id from [`ConnId::as_u64`].
-    pub fn from_u64(raw: u64) -> ConnId {
-        ConnId(raw)
-    }
-
     pub(crate) fn token(self) -> Token {
-        Token(self.0 as usize)
+        Token(self.as_u64() as usize)
     }
 
     pub(crate) fn from_token(token: Token) -> ConnId {
-        ConnId(token.0 as u64)
-    }
-}
-
-impl std::fmt::Display for ConnId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "#{}.{}", self.index(), self.generation())
+        ConnId::from_u64(token.0 as u64)
     }
 }
 

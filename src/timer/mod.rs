@@ -182,6 +182,13 @@ impl<T> TimerWheel<T> {
         true
     }
 
+    /// The value of a pending timer, or `None` if `id` is stale. O(1).
+    pub fn get(&self, id: TimerId) -> Option<&T> {
+        self.slab
+            .get_live(id.index, id.generation)
+            .map(|n| &n.value)
+    }
+
     /// The deadline a pending timer was given (unclamped), or `None` if `id` is stale.
     pub fn deadline(&self, id: TimerId) -> Option<Millis> {
         self.slab

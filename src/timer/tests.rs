@@ -522,3 +522,16 @@ fn debug_does_not_need_debug_values() {
     let text = format!("{wheel:?}");
     assert!(text.contains("len: 1"), "{text}");
 }
+
+#[test]
+fn get_sees_pending_timers_only() {
+    let mut wheel = TimerWheel::new(Millis(0));
+    let a = wheel.insert(Millis(10), "a");
+    assert_eq!(wheel.get(a), Some(&"a"));
+    assert_eq!(wheel.cancel(a), Some("a"));
+    assert_eq!(wheel.get(a), None);
+    let b = wheel.insert(Millis(5), "b");
+    assert_eq!(wheel.get(a), None, "a stale id misses the cell's new timer");
+    assert_eq!(wheel.poll(Millis(5)).map(|(_, v)| v), Some("b"));
+    assert_eq!(wheel.get(b), None);
+}

@@ -13,11 +13,12 @@
 //! connection is failed: send a Close frame with [`ProtocolError::close_code`] and stop
 //! decoding.
 
+pub use super::error::ProtocolError;
+
 use super::assembler::{Assembler, Kind};
 use super::deflate::{self, DeflateConn};
 use crate::close::CloseCode;
-use crate::wire::{self, apply_mask, decode_close, CloseError, HeaderError, OpCode};
-use std::fmt;
+use crate::wire::{self, apply_mask, decode_close, HeaderError, OpCode};
 
 /// What one decoded frame means to the caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -62,85 +63,6 @@ pub enum Decoded<'b> {
         /// What it means.
         event: Event<'b>,
     },
-}
-
-/// A violation of RFC 6455 by the peer; each knows its close code.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum ProtocolError {
-    /// The frame header was refused (reserved bits/opcode, control frame rules, size).
-    Header(HeaderError),
-    /// A client frame without a mask (1002).
-    Unmasked,
-    /// A continuation frame with no message in progress (1002).
-    UnexpectedContinuation,
-    /// A new text/binary frame while a fragmented message is in progress (1002).
-    ExpectedContinuation,
-    /// The fragments of a message add up to more than the limit (1009).
-    MessageTooBig,
-    /// A fragmented message with more frames than the limit (1008): empty continuation
-    /// frames would otherwise never reach the size limit.
-    TooManyFragments,
-    /// A text message that is not UTF-8 (1007).
-    InvalidUtf8,
-    /// A compressed message that does not inflate (1007).
-    CorruptCompressed,
-    /// A malformed Close frame (1002 or 1007).
-    Close(CloseError),
-}
-
-impl ProtocolError {
-    /// The code of the Close frame that answers this error.
-    pub const fn close_code(&self) -> CloseCode {
-        match self {
-            ProtocolError::Header(e) => e.close_code(),
-            ProtocolError::Close(e) => e.close_code(),
-            ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
-            ProtocolError::TooManyFragments => CloseCode::POLICY,
-            ProtocolError::InvalidUtf8 | ProtocolError::CorruptCompressed => {
-                CloseCode::INVALID_PAYLOAD
-            }
-            _ => CloseCode::PROTOCOL_ERROR,
-        }
-    }
-
-    /// The reason text of the Close frame that answers this error.
-    pub const fn reason(&self) -> &'static str {
-        match self {
-            ProtocolError::Header(e) => e.reason(),
-            ProtocolError::Close(e) => e.reason(),
-            ProtocolError::Unmasked => "client frame not masked",
-            ProtocolError::UnexpectedContinuation => "continuation without a message",
-            ProtocolError::ExpectedContinuation => "new message inside a fragmented one",
-            ProtocolError::MessageTooBig => "message too big",
-            ProtocolError::TooManyFragments => "too many fragments",
-            ProtocolError::InvalidUtf8 => "invalid UTF-8 in text",
-            ProtocolError::CorruptCompressed => "invalid compressed data",
-        }
-    }
-}
-
-impl fmt::Display for ProtocolError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ProtocolError::Header(e) => e.fmt(f),
-            ProtocolError::Close(e) => e.fmt(f),
-            other => f.write_str(other.reason()),
-        }
-    }
-}
-
-impl std::error::Error for ProtocolError {}
-
-impl From<HeaderError> for ProtocolError {
-    fn from(e: HeaderError) -> Self {
-        ProtocolError::Header(e)
-    }
-}
-
-impl From<wire::Utf8Error> for ProtocolError {
-    fn from(_: wire::Utf8Error) -> Self {
-        ProtocolError::InvalidUtf8
-    }
 }
 
 /// Where the closing handshake stands.
@@ -227,6 +149,7 @@ impl WsConn {
 
     /// Records that we are sending a Close frame. Returns false (send nothing) when a Close
     /// was already sent or the handshake is over.
+    #[must_use = "false: a Close was already sent, send nothing"]
     pub fn start_close(&mut self) -> bool {
         if self.state == CloseState::Open {
             self.state = CloseState::CloseSent;
@@ -234,11 +157,6 @@ impl WsConn {
         } else {
             false
         }
-    }
-
-    /// Marks the handshake over (e.g. after answering a peer's Close ourselves, or on error).
-    pub fn set_closed(&mut self) {
-        self.state = CloseState::Closed;
     }
 
     /// Hands over the message completed by the last [`Event::Assembled`].
@@ -441,8 +359,325 @@ impl WsConn {
 }
 
 #[cfg(test)]
-#[path = "conn_tests.rs"]
-mod tests;
+mod tests {
+    // Unit tests for `WsConn`: every bad input with its exact close code, fragmentation, and
+    // byte-at-a-time delivery.
+
+    use super::*;
+    use crate::wire::{encode_header, MAX_HEADER_LEN};
+
+    const KEY: [u8; 4] = [0x11, 0x22, 0x33, 0x44];
+    const LIMIT: usize = 4096;
+
+    /// A masked client frame.
+    fn frame(fin: bool, opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mut h = [0u8; MAX_HEADER_LEN];
+        let op = OpCode::from_u8(opcode).unwrap_or(OpCode::Binary);
+        let n = encode_header(&mut h, fin, op, payload.len());
+        h[0] = (h[0] & 0xF0) | opcode;
+        h[1] |= 0x80;
+        let mut out = h[..n].to_vec();
+        out.extend_from_slice(&KEY);
+        let mut body = payload.to_vec();
+        apply_mask(&mut body, KEY, 0);
+        out.extend_from_slice(&body);
+        out
+    }
+
+    /// Owned copy of an event, so a test can collect several.
+    #[derive(Debug, PartialEq, Eq)]
+    enum Got {
+        Text(String),
+        Binary(Vec<u8>),
+        Ping(Vec<u8>),
+        Pong(Vec<u8>),
+        Close(Option<u16>, String, bool),
+    }
+
+    /// Feeds `bytes` as a stream split into `chunk`-sized reads, keeping unconsumed bytes the
+    /// way the reactor does, and returns what was delivered and the error, if any.
+    fn run(bytes: &[u8], chunk: usize) -> (Vec<Got>, Option<ProtocolError>) {
+        let mut conn = WsConn::new();
+        let mut pending: Vec<u8> = Vec::new();
+        let mut got = Vec::new();
+        for piece in bytes.chunks(chunk.max(1)) {
+            pending.extend_from_slice(piece);
+            loop {
+                match conn.decode(&mut pending, LIMIT) {
+                    Err(e) => return (got, Some(e)),
+                    Ok(Decoded::NeedMore { .. }) => break,
+                    Ok(Decoded::Frame { consumed, event }) => {
+                        let item = match event {
+                            Event::Text(t) => Some(Got::Text(t.to_owned())),
+                            Event::Binary(b) => Some(Got::Binary(b.to_vec())),
+                            Event::Ping(p) => Some(Got::Ping(p.to_vec())),
+                            Event::Pong(p) => Some(Got::Pong(p.to_vec())),
+                            Event::Close {
+                                code,
+                                reason,
+                                reply,
+                            } => Some(Got::Close(code.map(|c| c.0), reason.to_owned(), reply)),
+                            Event::Fragment => None,
+                            Event::Assembled(kind) => {
+                                let m = conn.take_message();
+                                Some(match kind {
+                                    Kind::Text => Got::Text(String::from_utf8(m).unwrap()),
+                                    Kind::Binary => Got::Binary(m),
+                                })
+                            }
+                        };
+                        got.extend(item);
+                        pending.drain(..consumed);
+                    }
+                }
+            }
+        }
+        (got, None)
+    }
+
+    fn all_splits(bytes: &[u8]) -> Vec<(Vec<Got>, Option<ProtocolError>)> {
+        [1, 2, 3, 5, 7, 64, bytes.len().max(1)]
+            .iter()
+            .map(|&c| run(bytes, c))
+            .collect()
+    }
+
+    #[test]
+    fn single_frames_of_every_size_class() {
+        for len in [0usize, 1, 125, 126, 127, 4095, 4096] {
+            let text = "x".repeat(len);
+            let bin = vec![0xA5u8; len];
+            let mut stream = frame(true, 1, text.as_bytes());
+            stream.extend(frame(true, 2, &bin));
+            for (got, err) in all_splits(&stream) {
+                assert_eq!(err, None);
+                assert_eq!(got, vec![Got::Text(text.clone()), Got::Binary(bin.clone())]);
+            }
+        }
+    }
+
+    #[test]
+    fn fragmented_message_with_interleaved_ping() {
+        let mut s = frame(false, 1, "Hello, ".as_bytes());
+        s.extend(frame(true, 9, b"ping!"));
+        s.extend(frame(false, 0, "wörld".as_bytes()));
+        s.extend(frame(true, 0, b"!"));
+        for (got, err) in all_splits(&s) {
+            assert_eq!(err, None);
+            assert_eq!(
+                got,
+                vec![
+                    Got::Ping(b"ping!".to_vec()),
+                    Got::Text("Hello, wörld!".into())
+                ]
+            );
+        }
+    }
+
+    #[test]
+    fn utf8_split_inside_a_code_point_across_fragments() {
+        let bytes = "κόσμε".as_bytes();
+        let mut s = Vec::new();
+        for (i, b) in bytes.iter().enumerate() {
+            let op = if i == 0 { 1 } else { 0 };
+            s.extend(frame(i + 1 == bytes.len(), op, std::slice::from_ref(b)));
+        }
+        let (got, err) = run(&s, 1);
+        assert_eq!(err, None);
+        assert_eq!(got, vec![Got::Text("κόσμε".into())]);
+    }
+
+    fn error_of(stream: &[u8]) -> ProtocolError {
+        let mut seen = None;
+        for (_, err) in all_splits(stream) {
+            let err = err.expect("stream must be refused");
+            if let Some(prev) = seen {
+                assert_eq!(prev, err, "same answer however the bytes are split");
+            }
+            seen = Some(err);
+        }
+        seen.unwrap()
+    }
+
+    #[test]
+    fn every_bad_input_gets_its_exact_close_code() {
+        let cases: Vec<(Vec<u8>, u16)> = vec![
+            // Unmasked client frame.
+            (vec![0x81, 0x02, b'h', b'i'], 1002),
+            // Reserved bits, reserved opcodes.
+            (
+                {
+                    let mut f = frame(true, 1, b"x");
+                    f[0] |= 0x40;
+                    f
+                },
+                1002,
+            ),
+            (
+                {
+                    let mut f = frame(true, 1, b"x");
+                    f[0] |= 0x10;
+                    f
+                },
+                1002,
+            ),
+            (frame(true, 3, b""), 1002),
+            (frame(true, 0xB, b""), 1002),
+            // Fragmented ping; control frame over 125 bytes.
+            (frame(false, 9, b"x"), 1002),
+            (frame(true, 9, &[0u8; 126]), 1002),
+            // Continuation without start; new message inside a fragmented one.
+            (frame(true, 0, b"x"), 1002),
+            (
+                {
+                    let mut s = frame(false, 1, b"a");
+                    s.extend(frame(true, 1, b"b"));
+                    s
+                },
+                1002,
+            ),
+            // Over the limit, single frame and fragmented.
+            (frame(true, 2, &[0u8; 4097]), 1009),
+            (
+                {
+                    let mut s = frame(false, 2, &[0u8; 4000]);
+                    s.extend(frame(true, 0, &[0u8; 97]));
+                    s
+                },
+                1009,
+            ),
+            // Invalid UTF-8: single frame, across fragments, truncated at message end.
+            (frame(true, 1, b"\xce\xba\xed\xa0\x80"), 1007),
+            (
+                {
+                    let mut s = frame(false, 1, b"\xce");
+                    s.extend(frame(true, 0, b"\xff"));
+                    s
+                },
+                1007,
+            ),
+            (
+                {
+                    let mut s = frame(false, 1, b"ok");
+                    s.extend(frame(true, 0, b"\xe2\x82"));
+                    s
+                },
+                1007,
+            ),
+            // Close frames: 1 byte, invalid code, invalid reason.
+            (frame(true, 8, &[0x03]), 1002),
+            (frame(true, 8, &[0x03, 0xED]), 1002),
+            (frame(true, 8, &[0x03, 0xE8, 0xC0]), 1007),
+        ];
+        for (stream, code) in cases {
+            let err = error_of(&stream);
+            assert_eq!(err.close_code().0, code, "{err:?} for {stream:02x?}");
+        }
+    }
+
+    #[test]
+    fn oversize_is_refused_before_the_payload_arrives() {
+        let mut conn = WsConn::new();
+        let mut header_only = vec![0x82, 0xFE, 0x10, 0x01]; // 4097 bytes announced
+        let err = conn.decode(&mut header_only, LIMIT).unwrap_err();
+        assert_eq!(err.close_code(), CloseCode::TOO_BIG);
+    }
+
+    #[test]
+    fn invalid_utf8_fails_before_the_frame_is_complete() {
+        let f = frame(true, 1, b"\xce\xba\xed\xa0\x80 and much more text after it");
+        let mut conn = WsConn::new();
+        let mut head = f[..6 + 4].to_vec(); // header, mask and the first 4 payload bytes
+        assert_eq!(
+            conn.decode(&mut head, LIMIT),
+            Err(ProtocolError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn partial_frame_reports_its_length() {
+        let f = frame(true, 2, &[1u8; 300]);
+        let mut conn = WsConn::new();
+        let mut part = f[..10].to_vec();
+        assert_eq!(
+            conn.decode(&mut part, LIMIT),
+            Ok(Decoded::NeedMore {
+                frame_len: Some(308)
+            })
+        );
+    }
+
+    #[test]
+    fn close_handshake_both_ways() {
+        let (got, err) = run(&frame(true, 8, &[0x03, 0xE8, b'o', b'k']), 3);
+        assert_eq!(err, None);
+        assert_eq!(got, vec![Got::Close(Some(1000), "ok".into(), true)]);
+        let (got, _) = run(&frame(true, 8, &[]), 1);
+        assert_eq!(got, vec![Got::Close(None, String::new(), true)]);
+
+        let mut conn = WsConn::new();
+        assert!(conn.start_close());
+        assert!(!conn.start_close());
+        let mut reply = frame(true, 8, &[0x03, 0xE8]);
+        match conn.decode(&mut reply, LIMIT) {
+            Ok(Decoded::Frame {
+                event: Event::Close { reply, .. },
+                ..
+            }) => assert!(!reply),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(conn.close_state(), CloseState::Closed);
+    }
+
+    #[test]
+    fn fragments_per_message_are_bounded_and_counted_per_message() {
+        // 1 first frame + 1,023 empty continuations is the most a message may have.
+        let mut ok = frame(false, 2, b"a");
+        for _ in 0..1022 {
+            ok.extend(frame(false, 0, b""));
+        }
+        ok.extend(frame(true, 0, b"b"));
+        // The count starts again with the next message.
+        ok.extend(frame(false, 1, b"c"));
+        ok.extend(frame(true, 0, b""));
+        let (got, err) = run(&ok, ok.len());
+        assert_eq!(err, None);
+        assert_eq!(
+            got,
+            vec![Got::Binary(b"ab".to_vec()), Got::Text("c".into())]
+        );
+
+        // Zero-byte continuations never reach the size limit: the 1,025th frame is refused.
+        let mut flood = frame(false, 1, b"");
+        for _ in 0..2000 {
+            flood.extend(frame(false, 0, b""));
+        }
+        for chunk in [1, 7, flood.len()] {
+            let (got, err) = run(&flood, chunk);
+            assert_eq!(got, vec![]);
+            assert_eq!(err, Some(ProtocolError::TooManyFragments));
+            assert_eq!(err.unwrap().close_code(), CloseCode::POLICY);
+        }
+        let mut conn = WsConn::with_max_fragments(2);
+        let mut two = frame(false, 2, b"x");
+        two.extend(frame(false, 0, b""));
+        two.extend(frame(true, 0, b""));
+        let (first, rest) = two.split_at_mut(7);
+        assert!(matches!(
+            conn.decode(first, LIMIT),
+            Ok(Decoded::Frame { .. })
+        ));
+        let (second, third) = rest.split_at_mut(6);
+        assert!(matches!(
+            conn.decode(second, LIMIT),
+            Ok(Decoded::Frame { .. })
+        ));
+        assert_eq!(
+            conn.decode(third, LIMIT),
+            Err(ProtocolError::TooManyFragments)
+        );
+    }
+}
 
 #[cfg(all(test, feature = "deflate"))]
 #[path = "conn_deflate_tests.rs"]

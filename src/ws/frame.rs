@@ -53,25 +53,6 @@ impl SharedFrame {
         let n = encode_close(&mut body, code, reason);
         SharedFrame::new(OpCode::Close, &body[..n])
     }
-
-    /// The encoded frame.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// The encoded length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Never true: a frame has at least a 2-byte header.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn rc(&self) -> &Rc<[u8]> {
-        &self.0
-    }
 }
 
 /// A message body encoded once and shared, sent behind a small per-connection prefix
@@ -85,26 +66,38 @@ impl SharedPayload {
     pub fn new(bytes: Vec<u8>) -> SharedPayload {
         SharedPayload(bytes.into())
     }
-
-    /// The bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.0
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn rc(&self) -> &Rc<[u8]> {
-        &self.0
-    }
 }
+
+/// The accessors of a shared byte string ([`SharedFrame`], [`SharedPayload`]).
+macro_rules! shared_bytes {
+    ($shared:ident) => {
+        impl $shared {
+            /// The bytes (of a frame: its header and payload, as sent).
+            pub fn bytes(&self) -> &[u8] {
+                &self.0
+            }
+
+            /// Length in bytes.
+            pub fn len(&self) -> usize {
+                self.0.len()
+            }
+
+            /// Whether there are no bytes (never true of a frame: it has at least a
+            /// 2-byte header).
+            pub fn is_empty(&self) -> bool {
+                self.0.is_empty()
+            }
+
+            /// The shared bytes, for queueing by reference.
+            pub(crate) fn rc(&self) -> &Rc<[u8]> {
+                &self.0
+            }
+        }
+    };
+}
+
+shared_bytes!(SharedFrame);
+shared_bytes!(SharedPayload);
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 //!
 //! - [`conn`]: [`WsConn`] decodes frames in the caller's read buffer (unmasking in place) and
 //!   yields borrowed events; it tracks fragmentation and the close handshake.
+//! - [`error`]: [`ProtocolError`], each with the close code and reason that answer it.
 //! - [`assembler`]: fragmented messages, under the same size limit as single frames, with
 //!   UTF-8 checked as each byte arrives.
 //! - [`frame`]: server frames, encoded once into shared bytes ([`SharedFrame`]).
@@ -16,6 +17,7 @@ pub mod deflate;
 #[cfg(not(feature = "deflate"))]
 #[path = "deflate_off.rs"]
 pub mod deflate;
+pub mod error;
 pub mod frame;
 pub mod outbox;
 

@@ -1,11 +1,15 @@
-//! Shared helpers for the integration tests: an in-process server on its own thread, and
-//! raw-socket clients that speak HTTP and WebSocket frames byte by byte.
+//! Shared helpers for the integration tests: an in-process server on its own thread (or
+//! driven in the test thread on a clock the test sets), raw-socket clients that speak HTTP
+//! and WebSocket frames byte by byte, and ([`example`]) the example binaries as
+//! subprocesses with a tungstenite client's upgrade.
 //!
 //! Include with `mod support;` from a test file. Every read has a timeout, so no helper can
 //! hang a test.
 #![allow(dead_code)]
 
-use postern::{Accept, App, Config, ConnId, Ctx, Message, Reactor, Remote, Request, Stats};
+pub mod example;
+
+use postern::{Accept, App, Config, ConnId, Ctx, Message, Millis, Reactor, Remote, Request, Stats};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -42,6 +46,95 @@ impl App for EchoApp {
 
     fn on_message(&mut self, ctx: &mut Ctx<'_, Self>, id: ConnId, message: Message<'_>) {
         let _ = ctx.send(id, message);
+    }
+}
+
+/// A reactor driven in the test thread on a clock the test sets ([`Reactor::turn_at`]):
+/// deadlines come when the test moves the clock, never by sleeping. Clients on loopback
+/// read with short timeouts between turns.
+pub struct Driven<A: App> {
+    pub reactor: Reactor<A>,
+    /// The reactor's time, as last given to `turn_at`.
+    pub now: Millis,
+}
+
+/// Real time a [`Driven::pump`] may take before the test fails.
+pub const PUMP_LIMIT: Duration = Duration::from_secs(3);
+/// The read timeout of a client between two turns of a driven reactor.
+pub const PUMP_READ: Duration = Duration::from_millis(5);
+
+impl<A: App> Driven<A> {
+    /// Binds `127.0.0.1:0` with `config`; the clock starts at 0.
+    pub fn bind(config: Config, app: A) -> Driven<A> {
+        let reactor = Reactor::bind("127.0.0.1:0".parse().unwrap(), config, app).expect("bind");
+        Driven {
+            reactor,
+            now: Millis::ZERO,
+        }
+    }
+
+    /// The listener's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.reactor.local_addr()
+    }
+
+    /// One turn at the current time.
+    pub fn turn(&mut self) {
+        self.reactor.turn_at(self.now).expect("turn");
+    }
+
+    /// Moves the clock to `at` (after a turn at the current time, so that what the peers
+    /// sent before is read first) and turns there.
+    pub fn at(&mut self, at: Millis) {
+        self.turn();
+        assert!(at >= self.now, "the clock goes forward only");
+        self.now = at;
+        self.turn();
+    }
+
+    /// Turns (the clock standing still) until `attempt` gives something, for at most
+    /// [`PUMP_LIMIT`] of real time.
+    pub fn pump<T>(&mut self, mut attempt: impl FnMut(&mut Reactor<A>) -> Option<T>) -> T {
+        let end = Instant::now() + PUMP_LIMIT;
+        loop {
+            self.turn();
+            if let Some(done) = attempt(&mut self.reactor) {
+                return done;
+            }
+            assert!(
+                Instant::now() < end,
+                "nothing happened within {PUMP_LIMIT:?}: {:?}",
+                self.reactor.stats()
+            );
+        }
+    }
+
+    /// A client connected and accepted (its read timeout set to [`PUMP_READ`]).
+    pub fn connect(&mut self) -> Raw {
+        let before = self.reactor.stats().sockets;
+        let raw = Raw::connect(self.addr());
+        raw.stream.set_read_timeout(Some(PUMP_READ)).unwrap();
+        self.pump(|r| (r.stats().sockets > before).then_some(()));
+        raw
+    }
+
+    /// The response head `raw` gets, turning until it is there.
+    pub fn head(&mut self, raw: &mut Raw) -> String {
+        self.pump(|_| raw.read_head().ok())
+    }
+
+    /// The next frame `raw` gets, turning until it is there.
+    pub fn frame(&mut self, raw: &mut Raw) -> Frame {
+        self.pump(|_| raw.read_frame().ok())
+    }
+
+    /// A client upgraded on `/`.
+    pub fn websocket(&mut self) -> Raw {
+        let mut raw = self.connect();
+        raw.send_upgrade();
+        let head = self.head(&mut raw);
+        assert_eq!(status(&head), 101, "{head}");
+        raw
     }
 }
 
@@ -421,6 +514,23 @@ impl Raw {
             frame.close_reason()
         );
         frame
+    }
+
+    /// Checks that nothing arrives within `wait` (no byte, no EOF, no reset).
+    pub fn expect_nothing(&mut self, wait: Duration) {
+        assert!(
+            self.buf.is_empty(),
+            "unread: {:?}",
+            String::from_utf8_lossy(&self.buf)
+        );
+        self.stream.set_read_timeout(Some(wait)).unwrap();
+        let mut byte = [0u8; 1];
+        match self.stream.read(&mut byte) {
+            Ok(0) => panic!("closed"),
+            Ok(_) => panic!("got {:?}", byte[0] as char),
+            Err(e) if is_timeout(&e) => {}
+            Err(e) => panic!("read: {e}"),
+        }
     }
 
     /// Reads until EOF or reset, at most `timeout`; panics on timeout. Data read is

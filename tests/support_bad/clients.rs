@@ -3,114 +3,52 @@
 //! observer runs on while the matrix plays.
 
 use super::ANSWER;
+use crate::support::example::{build_examples, upgrade, Example};
 use serde_json::Value;
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
 // ---------------------------------------------------------------------------------------
 // The example binaries
 
-/// The release build of example `name` (all five gateway examples are built once).
+/// The release build of example `name` (all five gateway examples are built at once).
 pub fn example(name: &str) -> PathBuf {
-    static BUILT: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let built = BUILT.get_or_init(|| {
-        let names = ["chat", "rooms", "discodo", "nexus", "nightingale"];
-        let mut args = vec![
-            "build",
-            "--release",
-            "--message-format=json-render-diagnostics",
-        ];
-        for n in names {
-            args.extend(["--example", n]);
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(cargo)
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(out.status.success(), "building the examples failed");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|m| m["reason"] == "compiler-artifact")
-            .filter_map(|m| {
-                let exe = m["executable"].as_str()?;
-                Some((m["target"]["name"].as_str()?.to_owned(), PathBuf::from(exe)))
-            })
-            .collect()
-    });
+    let mut built = build_examples(&["chat", "rooms", "discodo", "nexus", "nightingale"]);
     built
-        .get(name)
-        .cloned()
+        .remove(name)
         .unwrap_or_else(|| panic!("no executable for {name}"))
 }
 
 /// An example server run as a subprocess; killed when dropped.
 pub struct Process {
-    child: Child,
+    example: Example,
     pub addr: SocketAddr,
-    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Process {
     /// Starts example `name` with `args` (plus `--listen 127.0.0.1:0`).
     pub fn start(name: &str, args: &[&str]) -> Process {
-        let mut child = Command::new(example(name))
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the example");
-        let stderr = child.stderr.take().expect("stderr");
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let keep = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-                keep.lock().unwrap().push(line);
-            }
-        });
-        let addr = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap_or_else(|_| panic!("{name} did not start"))
-            .parse()
-            .expect("an address");
+        let mut all = vec!["--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let example = Example::start(example(name), &all);
         Process {
-            child,
-            addr,
-            stderr: lines,
+            addr: example.addr,
+            example,
         }
     }
 
     /// Checks the server is still running and never panicked.
     pub fn assert_healthy(&mut self) {
-        let status = self.child.try_wait().expect("try_wait");
-        let log = self.stderr.lock().unwrap().join("\n");
+        let status = self.example.child.try_wait().expect("try_wait");
+        let log = self.example.log();
         assert!(status.is_none(), "the server exited ({status:?}):\n{log}");
         assert!(!log.contains("panicked"), "the server panicked:\n{log}");
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -165,15 +103,8 @@ pub struct Ws(pub WebSocket<TcpStream>);
 impl Ws {
     /// Upgrades on `path` with `headers`; panics on a refusal.
     pub fn connect(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Ws {
-        let stream = TcpStream::connect(addr).expect("connect");
-        stream.set_nodelay(true).unwrap();
-        stream.set_write_timeout(Some(ANSWER)).unwrap();
-        let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-        for (name, value) in headers {
-            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).unwrap();
-            request.headers_mut().insert(name, value.parse().unwrap());
-        }
-        let (ws, _) = tungstenite::client::client(request, stream).expect("upgrade");
+        let ws = upgrade(addr, path, headers, ANSWER)
+            .unwrap_or_else(|status| panic!("upgrade refused: {status}"));
         Ws(ws)
     }
 
@@ -210,6 +141,8 @@ impl Ws {
                 {
                     None
                 }
+                // A signal interrupted the read; tungstenite kept what it had: read again.
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => Some(In::Gone(e.to_string())),
             };
         }

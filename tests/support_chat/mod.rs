@@ -3,15 +3,15 @@
 //! build the release example once, spawn it on a free port, and talk to it with a blocking
 //! tungstenite client whose every read is bounded by a deadline.
 //!
-//! Set `POSTERN_CHAT_BIN` to a built `chat` binary to skip the build step.
+//! Set `POSTERN_CHAT_BIN` to a built `chat` binary to skip the build step. Include with
+//! `mod support; mod support_chat;` (the process and the upgrade are `support::example`'s).
 
+use crate::support::example::{example_binary, upgrade, Example};
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, ErrorKind};
+use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
-use std::sync::OnceLock;
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 use tungstenite::{Message, WebSocket};
 
@@ -25,42 +25,12 @@ pub const EXPECT: Duration = Duration::from_secs(3);
 
 /// The release `chat` example, built once per test process.
 pub fn chat_binary() -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        if let Some(path) = std::env::var_os("POSTERN_CHAT_BIN") {
-            return PathBuf::from(path);
-        }
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let output = Command::new(cargo)
-            .args([
-                "build",
-                "--release",
-                "--example",
-                "chat",
-                "--message-format=json-render-diagnostics",
-            ])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build --release --example chat");
-        assert!(
-            output.status.success(),
-            "cargo build --release --example chat failed"
-        );
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        stdout
-            .lines()
-            .filter_map(|line| serde_json::from_str::<Value>(line).ok())
-            .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "chat")
-            .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("cargo reported no executable for the chat example")
-    })
-    .clone()
+    example_binary("chat", "POSTERN_CHAT_BIN")
 }
 
 /// A running `chat` example; killed (if still running) when dropped.
 pub struct Server {
-    child: Child,
+    process: Example,
     /// Where it listens.
     pub addr: SocketAddr,
 }
@@ -83,32 +53,11 @@ impl Server {
             &hb,
         ];
         args.extend_from_slice(extra);
-        let mut child = Command::new(chat_binary())
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the chat example");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let (tx, rx) = mpsc::channel();
-        // Reads stderr to its end (so that the pipe never fills), reporting the address.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.trim().to_owned());
-                }
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(addr) => addr.parse().expect("a socket address after `listening on`"),
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the chat example did not print `listening on` within 10 s");
-            }
-        };
-        Server { child, addr }
+        let process = Example::start(chat_binary(), &args);
+        Server {
+            addr: process.addr,
+            process,
+        }
     }
 
     /// `ws://ADDR/PATH` (any path is accepted).
@@ -127,14 +76,8 @@ impl Server {
 
     /// Opens a WebSocket on `path` without reading anything.
     pub fn connect_raw(&self, path: &str) -> Client {
-        let stream = TcpStream::connect(self.addr).expect("connect to the chat example");
-        stream.set_nodelay(true).expect("nodelay");
-        stream.set_read_timeout(Some(EXPECT)).expect("read timeout");
-        stream
-            .set_write_timeout(Some(EXPECT))
-            .expect("write timeout");
-        let (ws, _) = tungstenite::client::client(self.url(path), stream)
-            .unwrap_or_else(|e| panic!("WebSocket handshake: {e}"));
+        let ws = upgrade(self.addr, path, &[], EXPECT)
+            .unwrap_or_else(|status| panic!("WebSocket handshake refused: {status}"));
         Client { ws, seq: None }
     }
 
@@ -153,34 +96,12 @@ impl Server {
 
     /// Sends SIGTERM (with `kill -TERM PID`).
     pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
+        self.process.signal("-TERM");
     }
 
     /// Waits up to `limit` for the process to exit.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
+        self.process.wait_exit(limit)
     }
 }
 
@@ -262,6 +183,8 @@ impl Client {
                 {
                     return None;
                 }
+                // A signal interrupted the read; tungstenite kept what it had: read again.
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(e) => return Some(Incoming::Gone(e.to_string())),
             }
         }

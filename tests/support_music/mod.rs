@@ -3,17 +3,18 @@
 //! per test), a tungstenite client, and plain HTTP/1.1 requests. Each test file adds its
 //! protocol's own helpers (`impl Server`, `impl Client`) next to its tests.
 //!
-//! Include with `mod support_music;`. Every read has a timeout, so no helper can hang a test.
+//! Include with `mod support; mod support_music;` (the process and the upgrade are
+//! `support::example`'s). Every read has a timeout, so no helper can hang a test.
 #![allow(dead_code)]
 
+pub use crate::support::example::example_binary;
+use crate::support::example::{upgrade, Example};
 use serde_json::Value;
-use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{mpsc, OnceLock};
+use std::process::ExitStatus;
 use std::time::{Duration, Instant};
-use tungstenite::client::IntoClientRequest;
 use tungstenite::{Message, WebSocket};
 
 /// The password the servers run with.
@@ -22,43 +23,6 @@ pub const PASSWORD: &str = "s3cret";
 pub const EXPECT: Duration = Duration::from_secs(3);
 /// How long "nothing more arrives" is watched for.
 pub const QUIET: Duration = Duration::from_millis(250);
-
-/// The example `name`'s release binary: `$env` if set, else built once (per test binary)
-/// with `cargo build --release --example name`.
-pub fn example_binary(name: &str, env: &str) -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    let build = || {
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let args = [
-            "build",
-            "--release",
-            "--example",
-            name,
-            "--message-format=json-render-diagnostics",
-        ];
-        let out = Command::new(cargo)
-            .args(args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run cargo build");
-        assert!(
-            out.status.success(),
-            "cargo build --release --example {name} failed"
-        );
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-        let artifacts = stdout
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok());
-        let mut ours =
-            artifacts.filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name);
-        ours.find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .expect("the example's executable")
-    };
-    let given = std::env::var_os(env);
-    BIN.get_or_init(|| given.map_or_else(build, PathBuf::from))
-        .clone()
-}
 
 /// Checks that `got` has every member of `want`, recursively (arrays element by element,
 /// of the same length; scalars exactly).
@@ -78,7 +42,7 @@ pub fn has(got: &Value, want: &Value) {
 
 /// A running example, killed when dropped.
 pub struct Server {
-    pub child: Child,
+    pub process: Example,
     pub addr: SocketAddr,
 }
 
@@ -86,53 +50,16 @@ impl Server {
     /// Spawns `binary` with `args`; the running server once it prints `listening on ADDR`,
     /// or its stderr if it did not start.
     pub fn spawn(binary: PathBuf, args: &[&str]) -> Result<Server, String> {
-        let mut child = Command::new(binary)
-            .args(args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn");
-        let stderr = child.stderr.take().expect("stderr");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let mut seen = Vec::new();
-        while let Ok(line) = rx.recv_timeout(Duration::from_secs(10)) {
-            if let Some(addr) = line.strip_prefix("listening on ") {
-                return Ok(Server {
-                    child,
-                    addr: addr.trim().parse().expect("address"),
-                });
-            }
-            seen.push(line);
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        Err(seen.join("\n"))
+        let process = Example::spawn(binary, args)?;
+        Ok(Server {
+            addr: process.addr,
+            process,
+        })
     }
 
     /// An upgrade on `path` with `headers`: the client, or the refusal's HTTP status.
     pub fn try_ws(&self, path: &str, headers: &[(&str, &str)]) -> Result<Client, u16> {
-        let stream = TcpStream::connect(self.addr).expect("connect");
-        let mut request = format!("ws://{}{path}", self.addr)
-            .into_client_request()
-            .expect("request");
-        for (name, value) in headers {
-            let name = tungstenite::http::HeaderName::from_bytes(name.as_bytes()).expect("name");
-            request
-                .headers_mut()
-                .insert(name, value.parse().expect("header value"));
-        }
-        match tungstenite::client::client(request, stream) {
-            Ok((ws, _)) => Ok(Client { ws }),
-            Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(response))) => {
-                Err(response.status().as_u16())
-            }
-            Err(e) => panic!("WebSocket handshake: {e}"),
-        }
+        upgrade(self.addr, path, headers, EXPECT).map(|ws| Client { ws })
     }
 
     /// A REST request with `Authorization: auth` (none if `None`): the status and the JSON
@@ -181,31 +108,12 @@ impl Server {
 
     /// Sends `sig` (`-TERM`, `-INT`) to the server.
     pub fn signal(&self, sig: &str) {
-        let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill")
-            .success());
+        self.process.signal(sig);
     }
 
     /// The server's exit status, if it exits within `limit`.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.process.wait_exit(limit)
     }
 }
 
@@ -277,6 +185,9 @@ impl Client {
             {
                 None
             }
+            // A signal interrupted the blocking read (seen under load): nothing is lost,
+            // tungstenite keeps what it had read; read again.
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::Interrupted => self.read_one(),
             Err(_) => Some(Incoming::Gone),
         }
     }

@@ -41,39 +41,41 @@ pub struct Discodo;
 
 /// Error codes: the close code when the error is fatal, and the key of [`error_name`].
 pub mod code {
+    use crate::close::CloseCode;
+
     /// `FORBIDDEN`: the `Authorization` header is missing or wrong (fatal).
-    pub const FORBIDDEN: u16 = 4001;
+    pub const FORBIDDEN: CloseCode = CloseCode(4001);
     /// `DECODE_ERROR`: not JSON, not `{"op": string, ...}`, or binary (not fatal).
-    pub const DECODE_ERROR: u16 = 4002;
+    pub const DECODE_ERROR: CloseCode = CloseCode(4002);
     /// `NOT_IDENTIFIED`: an op other than HEARTBEAT or IDENTIFY before IDENTIFY (fatal).
-    pub const NOT_IDENTIFIED: u16 = 4003;
+    pub const NOT_IDENTIFIED: CloseCode = CloseCode(4003);
     /// `ALREADY_IDENTIFIED`: a second IDENTIFY on a connection (not fatal).
-    pub const ALREADY_IDENTIFIED: u16 = 4005;
+    pub const ALREADY_IDENTIFIED: CloseCode = CloseCode(4005);
     /// `UNKNOWN_OP`: an op this server does not know (not fatal).
-    pub const UNKNOWN_OP: u16 = 4006;
+    pub const UNKNOWN_OP: CloseCode = CloseCode(4006);
     /// `BAD_REQUEST`: an op's `d` lacks a field or has one of the wrong type (not fatal).
-    pub const BAD_REQUEST: u16 = 4007;
+    pub const BAD_REQUEST: CloseCode = CloseCode(4007);
     /// `RATE_LIMITED`: too many payloads (fatal when the client keeps going).
-    pub const RATE_LIMITED: u16 = 4008;
+    pub const RATE_LIMITED: CloseCode = CloseCode(4008);
     /// `HEARTBEAT_TIMEOUT`: silent past the heartbeat interval plus grace (fatal).
-    pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+    pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode(4009);
     /// `SESSION_REPLACED`: the same user_id and shard_id identified on another connection,
     /// which took the audio manager over (fatal).
-    pub const SESSION_REPLACED: u16 = 4010;
+    pub const SESSION_REPLACED: CloseCode = CloseCode(4010);
     /// `VOICE_CLIENT_NOT_FOUND`: no voice client for that guild (not fatal).
-    pub const VOICE_CLIENT_NOT_FOUND: u16 = 4011;
+    pub const VOICE_CLIENT_NOT_FOUND: CloseCode = CloseCode(4011);
     /// `LIMIT_REACHED`: the node holds as many audio managers or voice clients as it may,
     /// or the audio manager as many voice clients; nothing was created (not fatal).
-    pub const LIMIT_REACHED: u16 = 4012;
+    pub const LIMIT_REACHED: CloseCode = CloseCode(4012);
     /// `TOO_MANY_SESSIONS`: a new session refused for the session bounds (fatal; the
     /// example refuses at the upgrade with 429 or 503 instead).
-    pub const TOO_MANY_SESSIONS: u16 = 4013;
+    pub const TOO_MANY_SESSIONS: CloseCode = CloseCode(4013);
     /// `INTERNAL_ERROR`: the server could not go on (fatal).
-    pub const INTERNAL_ERROR: u16 = 4000;
+    pub const INTERNAL_ERROR: CloseCode = CloseCode(4000);
 }
 
 /// The op name an error code is reported with.
-pub fn error_name(c: u16) -> &'static str {
+pub fn error_name(c: CloseCode) -> &'static str {
     match c {
         code::FORBIDDEN => "FORBIDDEN",
         code::DECODE_ERROR => "DECODE_ERROR",
@@ -107,7 +109,7 @@ pub fn write_heartbeat_ack(out: &mut String, echo: Option<&RawValue>) {
 }
 
 /// Writes the error payload `{"op":"<NAME>","d":"<reason>"}` for an error code.
-pub fn write_error(out: &mut String, c: u16, reason: &str) {
+pub fn write_error(out: &mut String, c: CloseCode, reason: &str) {
     out.push_str("{\"op\":");
     write_json_str(out, error_name(c));
     out.push_str(",\"d\":");
@@ -190,7 +192,7 @@ impl Dialect for Discodo {
         write_error(&mut payload, c, &why);
         Answer {
             payload: Some(payload),
-            close: fatal.then(|| (CloseCode(c), truncate(&why, 120).to_owned())),
+            close: fatal.then(|| (c, truncate(&why, 120).to_owned())),
         }
     }
 }

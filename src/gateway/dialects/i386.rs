@@ -14,7 +14,6 @@
 //! 4006 invalid session, 4008 rate limited, 4009 session timed out, 4014 already connected,
 //! 4015 session resumed elsewhere; applications add their own (4010-4013).
 
-use crate::close::CloseCode;
 use crate::gateway::dialect::{
     write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
 };
@@ -81,29 +80,31 @@ fn malformed(why: impl std::fmt::Display) -> DecodeError {
 
 /// Error codes of this dialect.
 pub mod code {
+    use crate::close::CloseCode;
+
     /// An unknown or client-forbidden function code.
-    pub const UNKNOWN_FUNCTION: u16 = 4001;
+    pub const UNKNOWN_FUNCTION: CloseCode = CloseCode(4001);
     /// Not JSON, or not the payload's shape.
-    pub const DECODE_ERROR: u16 = 4002;
+    pub const DECODE_ERROR: CloseCode = CloseCode(4002);
     /// A payload before present (110), or no present in time.
-    pub const NOT_AUTHENTICATED: u16 = 4003;
+    pub const NOT_AUTHENTICATED: CloseCode = CloseCode(4003);
     /// The token was refused.
-    pub const AUTHENTICATION_FAILED: u16 = 4004;
+    pub const AUTHENTICATION_FAILED: CloseCode = CloseCode(4004);
     /// A second present on an identified connection.
-    pub const ALREADY_AUTHENTICATED: u16 = 4005;
+    pub const ALREADY_AUTHENTICATED: CloseCode = CloseCode(4005);
     /// The session cannot be resumed: present afresh (not fatal).
-    pub const INVALID_SESSION: u16 = 4006;
+    pub const INVALID_SESSION: CloseCode = CloseCode(4006);
     /// Too many commands (fatal when the client keeps going).
-    pub const RATE_LIMITED: u16 = 4008;
+    pub const RATE_LIMITED: CloseCode = CloseCode(4008);
     /// No heartbeat in time.
-    pub const SESSION_TIMED_OUT: u16 = 4009;
+    pub const SESSION_TIMED_OUT: CloseCode = CloseCode(4009);
     /// The session is live on another connection (resume refused).
-    pub const ALREADY_CONNECTED: u16 = 4014;
+    pub const ALREADY_CONNECTED: CloseCode = CloseCode(4014);
     /// The session was resumed on another connection (this one is closed).
-    pub const SESSION_REPLACED: u16 = 4015;
+    pub const SESSION_REPLACED: CloseCode = CloseCode(4015);
     /// A new session refused: the user holds its quota of sessions, all live, or the
     /// server is full of sessions none of which may be ended for it.
-    pub const TOO_MANY_SESSIONS: u16 = 4017;
+    pub const TOO_MANY_SESSIONS: CloseCode = CloseCode(4017);
 }
 
 impl Dialect for I386 {
@@ -127,7 +128,7 @@ impl Dialect for I386 {
                     (None, None) => 0,
                 };
                 Ok(Op::Resume {
-                    session: SessionId(session),
+                    session: SessionId::new(session),
                     seq,
                     payload: cnf,
                 })
@@ -159,7 +160,7 @@ impl Dialect for I386 {
         let _ = write!(
             out,
             "{{\"f\":140,\"cnf\":{{\"v\":{VERSION},\"session_id\":{}",
-            ready.session.0
+            ready.session.get()
         );
         if ready.resumed {
             out.push_str(",\"resumed\":true");
@@ -206,7 +207,7 @@ impl Dialect for I386 {
         };
         Answer {
             payload: Some(format!("{{\"f\":150,\"cnf\":{{\"c\":{c},\"d\":{fatal}}}}}")),
-            close: fatal.then(|| (CloseCode(c), error.reason().into_owned())),
+            close: fatal.then(|| (c, error.reason().into_owned())),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Decoding and encoding of the i386chat envelope, including every malformed shape.
 
 use super::*;
+use crate::close::CloseCode;
 
 fn decode(text: &str) -> Result<Op<'_>, DecodeError> {
     I386.decode(text)
@@ -26,11 +27,11 @@ fn decodes_each_client_function() {
         Ok(Op::Dispatch { .. })
     ));
     match decode(r#"{"f":110,"cnf":{"token":"t","session_id":9683494578353,"s":4}}"#) {
-        Ok(Op::Resume { session, seq, .. }) => assert_eq!((session.0, seq), (9683494578353, 4)),
+        Ok(Op::Resume { session, seq, .. }) => assert_eq!((session.get(), seq), (9683494578353, 4)),
         other => panic!("{other:?}"),
     }
     match decode(r#"{"f":110,"cnf":{"token":"t","session_id":"18446744073709551615"},"s":7}"#) {
-        Ok(Op::Resume { session, seq, .. }) => assert_eq!((session.0, seq), (u64::MAX, 7)),
+        Ok(Op::Resume { session, seq, .. }) => assert_eq!((session.get(), seq), (u64::MAX, 7)),
         other => panic!("{other:?}"),
     }
 }
@@ -75,7 +76,7 @@ fn encodes_server_payloads_as_json() {
     I386.ready(
         &mut out,
         &Ready {
-            session: SessionId(42),
+            session: SessionId::new(42),
             resumed: false,
             extra: r#""enc_key":"k""#,
         },

@@ -44,39 +44,41 @@ pub mod op {
 
 /// Close codes of the seed.
 pub mod code {
+    use crate::close::CloseCode;
+
     /// An internal error.
-    pub const UNKNOWN: u16 = 4000;
+    pub const UNKNOWN: CloseCode = CloseCode(4000);
     /// The upgrade had no `client-id` header.
-    pub const NO_CLIENT_ID: u16 = 4001;
+    pub const NO_CLIENT_ID: CloseCode = CloseCode(4001);
     /// The upgrade had no `Authorization` header, or the wrong password.
-    pub const NO_AUTH: u16 = 4002;
+    pub const NO_AUTH: CloseCode = CloseCode(4002);
     /// An operation on a guild the client has no player for.
-    pub const NO_GUILD: u16 = 4003;
+    pub const NO_GUILD: CloseCode = CloseCode(4003);
     /// A payload that is not JSON, or not the shape of a payload.
-    pub const DECODE_ERROR: u16 = 4004;
+    pub const DECODE_ERROR: CloseCode = CloseCode(4004);
     /// An operation code (or client event name) the server does not know.
-    pub const UNKNOWN_OPCODE: u16 = 4005;
+    pub const UNKNOWN_OPCODE: CloseCode = CloseCode(4005);
     /// This socket was replaced by another with the same client id (the seed's own server
     /// sends it so); also a silence past the heartbeat deadline, where an embedder requires
     /// heartbeats (the nexus example does not: it finds dead sockets by WebSocket Ping).
-    pub const SESSION_EXPIRED: u16 = 4006;
+    pub const SESSION_EXPIRED: CloseCode = CloseCode(4006);
     /// The server is shutting down.
-    pub const SERVER_CLOSED: u16 = 4010;
+    pub const SERVER_CLOSED: CloseCode = CloseCode(4010);
     /// An operation the client may not do (a second IDENTIFY, flooding).
-    pub const NOT_ALLOWED: u16 = 4011;
+    pub const NOT_ALLOWED: CloseCode = CloseCode(4011);
     /// Another socket with the same client id is live, for an embedder that refuses the
     /// newcomer ([`DuplicatePolicy::RefuseNew`](crate::gateway::DuplicatePolicy)); the nexus
     /// example replaces the old socket instead and never sends it.
-    pub const ALREADY_CONNECTED: u16 = 4012;
+    pub const ALREADY_CONNECTED: CloseCode = CloseCode(4012);
     /// Anything but IDENTIFY before IDENTIFY, or no IDENTIFY in time.
-    pub const NOT_IDENTIFIED: u16 = 4013;
+    pub const NOT_IDENTIFIED: CloseCode = CloseCode(4013);
     /// A new session (IDENTIFY) refused: this address holds its quota of sessions, all
     /// live, or the server is full of sessions none of which may be ended for it.
-    pub const TOO_MANY_SESSIONS: u16 = 4014;
+    pub const TOO_MANY_SESSIONS: CloseCode = CloseCode(4014);
 }
 
 /// The close reason sent with each of the seed's codes.
-pub fn reason(code: u16) -> &'static str {
+pub fn reason(code: CloseCode) -> &'static str {
     match code {
         code::NO_CLIENT_ID => "Missing client-id in request headers",
         code::NO_AUTH => "Missing or invalid authorization in request headers",
@@ -170,12 +172,12 @@ impl Dialect for Nexus {
         };
         Answer {
             payload: None,
-            close: fatal.then(|| (CloseCode(c), text.into_owned())),
+            close: fatal.then(|| (c, text.into_owned())),
         }
     }
 
     fn shutdown_close(&self) -> (CloseCode, &'static str) {
-        (CloseCode(code::SERVER_CLOSED), reason(code::SERVER_CLOSED))
+        ((code::SERVER_CLOSED), reason(code::SERVER_CLOSED))
     }
 }
 
@@ -240,7 +242,7 @@ mod tests {
         assert_eq!(out, r#"{"op":0,"d":{"heartbeat_interval":1500}}"#);
         out.clear();
         let ready = Ready {
-            session: SessionId(7),
+            session: SessionId::new(7),
             resumed: false,
             extra: r#""client_id":"1","access_token":"t""#,
         };

@@ -20,7 +20,6 @@
 //!
 //! [`Handler::ready_fields`]: crate::gateway::Handler::ready_fields
 
-use crate::close::CloseCode;
 use crate::gateway::dialect::{
     write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
 };
@@ -34,23 +33,25 @@ pub struct Nightingale;
 
 /// Close codes this dialect uses.
 pub mod code {
+    use crate::close::CloseCode;
+
     /// The session was resumed on another connection (this one is done: do not resume it).
-    pub const SESSION_REPLACED: u16 = 1000;
+    pub const SESSION_REPLACED: CloseCode = CloseCode(1000);
     /// The client sent a message: Nightingale clients send none.
-    pub const CLIENT_MESSAGE: u16 = 1003;
+    pub const CLIENT_MESSAGE: CloseCode = CloseCode(1003);
     /// The session can no longer be resumed (its replay buffer overflowed): open a new one.
-    pub const CANNOT_RESUME: u16 = 4000;
+    pub const CANNOT_RESUME: CloseCode = CloseCode(4000);
     /// Any other refusal (not produced by the bundled example).
-    pub const POLICY: u16 = 1008;
+    pub const POLICY: CloseCode = CloseCode(1008);
     /// A new session refused for the session bounds (the example refuses at the upgrade
     /// with 429 or 503 instead).
-    pub const TRY_AGAIN_LATER: u16 = 1013;
+    pub const TRY_AGAIN_LATER: CloseCode = CloseCode(1013);
 }
 
 /// `id` written as a UUID (`00000000-0000-0000-XXXX-XXXXXXXXXXXX`, the id's 16 hex digits
 /// last): READY's session when the application gives none of its own.
 pub fn session_uuid(id: SessionId) -> String {
-    let hex = format!("{:016x}", id.0);
+    let hex = format!("{:016x}", id.get());
     format!("00000000-0000-0000-{}-{}", &hex[..4], &hex[4..])
 }
 
@@ -119,7 +120,7 @@ impl Dialect for Nightingale {
         };
         Answer {
             payload: None,
-            close: Some((CloseCode(c), text.into_owned())),
+            close: Some((c, text.into_owned())),
         }
     }
 }
@@ -127,6 +128,7 @@ impl Dialect for Nightingale {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::close::CloseCode;
 
     #[test]
     fn nothing_from_a_client_is_accepted() {
@@ -150,7 +152,7 @@ mod tests {
         Nightingale.ready(
             &mut out,
             &Ready {
-                session: SessionId(1),
+                session: SessionId::new(1),
                 resumed: false,
                 extra,
             },
@@ -163,7 +165,7 @@ mod tests {
         Nightingale.ready(
             &mut out,
             &Ready {
-                session: SessionId(0xabcd_0123_4567_89ef),
+                session: SessionId::new(0xabcd_0123_4567_89ef),
                 resumed: true,
                 extra: "",
             },

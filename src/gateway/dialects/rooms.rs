@@ -27,7 +27,6 @@
 //!
 //! The full protocol as served by `examples/rooms.rs`: docs/protocols/rooms.md.
 
-use crate::close::CloseCode;
 use crate::gateway::dialect::{
     write_json_str, Answer, DecodeError, Dialect, GatewayError, Op, Ready,
 };
@@ -63,35 +62,37 @@ pub mod event {
 
 /// Close codes of this dialect (the protocol has no error payload).
 pub mod code {
+    use crate::close::CloseCode;
+
     /// A packet with an event id clients may not send (0, 3-7) or an unknown one.
-    pub const UNKNOWN_EVENT: u16 = 4001;
+    pub const UNKNOWN_EVENT: CloseCode = CloseCode(4001);
     /// Not JSON, not a `{"e": integer, ...}` object, or a binary message.
-    pub const DECODE_ERROR: u16 = 4002;
+    pub const DECODE_ERROR: CloseCode = CloseCode(4002);
     /// Not identified (unused by the example: the upgrade identifies).
-    pub const NOT_IDENTIFIED: u16 = 4003;
+    pub const NOT_IDENTIFIED: CloseCode = CloseCode(4003);
     /// Credentials refused (unused by the example).
-    pub const AUTHENTICATION_FAILED: u16 = 4004;
+    pub const AUTHENTICATION_FAILED: CloseCode = CloseCode(4004);
     /// Identified twice (unused by the example).
-    pub const ALREADY_IDENTIFIED: u16 = 4005;
+    pub const ALREADY_IDENTIFIED: CloseCode = CloseCode(4005);
     /// Invalid session (unused by the example: there is no resume).
-    pub const INVALID_SESSION: u16 = 4006;
+    pub const INVALID_SESSION: CloseCode = CloseCode(4006);
     /// Heartbeats far beyond one per interval, kept up after being ignored.
-    pub const RATE_LIMITED: u16 = 4008;
+    pub const RATE_LIMITED: CloseCode = CloseCode(4008);
     /// No heartbeat within the interval (plus grace), or a probe left unanswered.
-    pub const HEARTBEAT_TIMEOUT: u16 = 4009;
+    pub const HEARTBEAT_TIMEOUT: CloseCode = CloseCode(4009);
     /// The participant was kicked from the room.
-    pub const KICKED: u16 = 4010;
+    pub const KICKED: CloseCode = CloseCode(4010);
     /// The participant was banned from the room.
-    pub const BANNED: u16 = 4011;
+    pub const BANNED: CloseCode = CloseCode(4011);
     /// The room was closed.
-    pub const ROOM_CLOSED: u16 = 4012;
+    pub const ROOM_CLOSED: CloseCode = CloseCode(4012);
     /// A new session refused for the session bounds (the example refuses at the upgrade
     /// with 429 or 503 instead).
-    pub const TOO_MANY_SESSIONS: u16 = 4013;
+    pub const TOO_MANY_SESSIONS: CloseCode = CloseCode(4013);
     /// The session is live elsewhere (unused by the example).
-    pub const ALREADY_CONNECTED: u16 = 4014;
+    pub const ALREADY_CONNECTED: CloseCode = CloseCode(4014);
     /// The session was taken over elsewhere (unused by the example).
-    pub const SESSION_REPLACED: u16 = 4015;
+    pub const SESSION_REPLACED: CloseCode = CloseCode(4015);
 }
 
 /// The server's own heartbeat packet.
@@ -194,7 +195,7 @@ impl Dialect for Rooms {
         };
         Answer {
             payload: None,
-            close: close.map(|c| (CloseCode(c), reason(error).into_owned())),
+            close: close.map(|c| (c, reason(error).into_owned())),
         }
     }
 }

@@ -27,9 +27,9 @@
 //! }
 //! ```
 
+use super::{ConnId, Ctx};
 use crate::close::CloseCode;
 use crate::http::{Request, Response};
-use crate::reactor::{ConnId, Ctx};
 
 /// One complete message, borrowed: from the read buffer for a single-frame message (zero
 /// copy), from the reassembly buffer for a fragmented one.
