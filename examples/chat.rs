@@ -9,14 +9,19 @@
 
 #[path = "support/chat_channels.rs"]
 mod chat_channels;
+#[path = "support/chat_roster.rs"]
+mod chat_roster;
 #[path = "support/chat_users.rs"]
 mod chat_users;
+#[path = "support/chat_web.rs"]
+mod chat_web;
 #[path = "support/serve.rs"]
 mod serve;
 #[path = "support/wall_clock.rs"]
 mod wall_clock;
 
 use chat_channels::{ChannelLimits, Channels, Refusal};
+use chat_roster::Roster;
 use chat_users::{User, Users};
 
 use clap::{ArgMatches, Parser};
@@ -24,7 +29,7 @@ use postern::gateway::dialects::i386::I386;
 use postern::gateway::{
     random_hex, write_json_str, Gateway, GatewayConfig, GatewayError, Gw, Handler, SessionId,
 };
-use postern::{Config, Millis};
+use postern::{Config, Millis, OriginPolicy, Request, Response};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -52,6 +57,9 @@ struct Chatter {
     admin: bool,
     channel: String,
     enc_key: String,
+    /// Whether the session has joined its first channel (its READY was sent): a resume's
+    /// READY carries no member list.
+    joined: bool,
 }
 
 /// The chat server.
@@ -65,6 +73,8 @@ struct Chat {
     next_message: u64,
     /// Channels with more members than this get no ROOM_USER_ADD/REMOVE.
     large_threshold: usize,
+    /// Who is in each channel, for the member lists.
+    roster: Roster,
 }
 
 fn invalid(why: &'static str) -> GatewayError {
@@ -108,6 +118,18 @@ impl Chat {
     /// large: like Discord's large threshold, presence is not broadcast in channels of more
     /// than `large_threshold` members, which would cost N² events as N sessions join.
     fn presence(&self, gw: &mut Gw<'_, '_, Self>, channel: &str, event: &str, user: &str) {
+        self.presence_but(gw, channel, event, user, None);
+    }
+
+    /// [`Chat::presence`] to everyone in `channel` but `except`.
+    fn presence_but(
+        &self,
+        gw: &mut Gw<'_, '_, Self>,
+        channel: &str,
+        event: &str,
+        user: &str,
+        except: Option<SessionId>,
+    ) {
         if gw.room_size(channel) > self.large_threshold {
             return;
         }
@@ -116,7 +138,37 @@ impl Chat {
             json_str(user),
             json_str(channel)
         );
-        let _ = gw.dispatch_room(channel, event, &data, None);
+        let _ = gw.dispatch_room(channel, event, &data, except);
+    }
+
+    /// Moves `session` of `user` from `from` to `to`: ROOM_USER_REMOVE to those left in
+    /// `from`, ROOM_USER_ADD to `to`'s members, the mover's own carrying `to`'s member list.
+    fn move_to(
+        &mut self,
+        gw: &mut Gw<'_, '_, Self>,
+        session: SessionId,
+        user: &str,
+        from: &str,
+        to: &str,
+    ) {
+        gw.leave(session, from);
+        self.roster.leave(from, user);
+        self.presence(gw, from, "ROOM_USER_REMOVE", user);
+        gw.join(session, to);
+        self.roster.join(to, user);
+        if let Some(me) = gw.session(session) {
+            me.channel = to.to_owned();
+        }
+        self.presence_but(gw, to, "ROOM_USER_ADD", user, Some(session));
+        if gw.room_size(to) <= self.large_threshold {
+            let data = format!(
+                "{{\"user\":{},\"channel\":{}{}}}",
+                json_str(user),
+                json_str(to),
+                self.roster.members_field(to, self.large_threshold)
+            );
+            let _ = gw.dispatch(session, "ROOM_USER_ADD", &data);
+        }
     }
 
     fn data<'a, T: Deserialize<'a>>(data: Option<&'a RawValue>) -> Result<T, GatewayError> {
@@ -197,6 +249,7 @@ impl Handler for Chat {
             admin: user.admin,
             channel: DEFAULT_CHANNEL.into(),
             enc_key,
+            joined: false,
         })
     }
 
@@ -211,9 +264,19 @@ impl Handler for Chat {
         Some(postern::gateway::Owner::user(&session.user))
     }
 
+    /// READY's fields; a new session's also lists every channel and its channel's members
+    /// before it joins (its first event, ROOM_USER_ADD, adds it), up to the large threshold.
     fn ready_fields(&self, session: &Chatter) -> String {
+        let members = if session.joined {
+            String::new()
+        } else {
+            let members = self
+                .roster
+                .members_field(&session.channel, self.large_threshold.saturating_sub(1));
+            format!(",\"channels\":{}{members}", self.channels.names_json())
+        };
         format!(
-            "\"enc_key\":\"{}\",\"user\":{},\"channel\":{}",
+            "\"enc_key\":\"{}\",\"user\":{},\"channel\":{}{members}",
             session.enc_key,
             json_str(&session.user),
             json_str(&session.channel)
@@ -225,8 +288,10 @@ impl Handler for Chat {
             return;
         }
         let Some(c) = gw.session(session) else { return };
+        c.joined = true;
         let (user, channel) = (c.user.clone(), c.channel.clone());
         gw.join(session, &channel);
+        self.roster.join(&channel, &user);
         self.presence(gw, &channel, "ROOM_USER_ADD", &user);
     }
 
@@ -304,13 +369,7 @@ impl Handler for Chat {
                     return Err(GatewayError::app(UNKNOWN_TARGET, false, "unknown channel"));
                 }
                 if to.channel != channel {
-                    gw.leave(session, &channel);
-                    self.presence(gw, &channel, "ROOM_USER_REMOVE", &user);
-                    gw.join(session, &to.channel);
-                    if let Some(me) = gw.session(session) {
-                        me.channel = to.channel.clone();
-                    }
-                    self.presence(gw, &to.channel, "ROOM_USER_ADD", &user);
+                    self.move_to(gw, session, &user, &channel, &to.channel);
                 }
             }
             "SYSTEM_BAN_ADD" => {
@@ -332,6 +391,7 @@ impl Handler for Chat {
                     .collect();
                 for s in theirs {
                     if let Some(c) = gw.end_session(s, &GatewayError::app(BANNED, true, "banned")) {
+                        self.roster.leave(&c.channel, &c.user);
                         self.presence(gw, &c.channel, "ROOM_USER_REMOVE", &c.user);
                     }
                 }
@@ -342,7 +402,18 @@ impl Handler for Chat {
     }
 
     fn on_session_end(&mut self, gw: &mut Gw<'_, '_, Self>, _: SessionId, c: Chatter) {
+        self.roster.leave(&c.channel, &c.user);
         self.presence(gw, &c.channel, "ROOM_USER_REMOVE", &c.user);
+    }
+
+    /// The browser client (examples/chat_web/) at `/`.
+    fn on_http(
+        &mut self,
+        _: &mut Gw<'_, '_, Self>,
+        request: &Request<'_, '_>,
+        _: &[u8],
+    ) -> Response {
+        chat_web::answer(request)
     }
 }
 
@@ -398,6 +469,10 @@ struct Cli {
     /// Channels one user may create per minute (0 is taken as 1)
     #[arg(long, value_name = "N", default_value_t = 10)]
     channel_adds_per_minute: u64,
+    /// A page origin (`scheme://host[:port]`) besides the server's own that may open the
+    /// gateway; any other Origin is refused 403 (repeatable)
+    #[arg(long = "allowed-origin", value_name = "ORIGIN", value_parser = origin)]
+    allowed_origins: Vec<String>,
     #[command(flatten)]
     serve: serve::ServeOptions,
 }
@@ -417,6 +492,19 @@ fn credential(value: &str) -> Result<Credential, String> {
             token: token.into(),
         }),
         _ => Err("want NAME:TOKEN".into()),
+    }
+}
+
+/// Checks an `--allowed-origin`: `scheme://host[:port]`, nothing after it.
+fn origin(value: &str) -> Result<String, String> {
+    let value = value.trim_end_matches('/');
+    match value.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty() && !rest.is_empty() && !rest.contains(['/', '?', '#', '@']) =>
+        {
+            Ok(value.to_owned())
+        }
+        _ => Err("want scheme://host[:port], e.g. https://chat.example".into()),
     }
 }
 
@@ -488,11 +576,13 @@ fn main() -> ExitCode {
         order: VecDeque::new(),
         next_message: 0,
         large_threshold: cli.large_threshold,
+        roster: Roster::default(),
     };
     let config = Config {
         max_payload: cli.max_payload,
+        origin_policy: OriginPolicy::SameOrigin(cli.allowed_origins.clone()),
         ..cli.serve.config(Config::default())
     };
     let gateway = Gateway::new(chat, I386, gateway_config);
-    serve::serve("chat", cli.serve.listen, config, gateway)
+    serve::serve("chat", &cli.serve, config, gateway)
 }

@@ -514,5 +514,5 @@ fn main() -> ExitCode {
         ..cli.serve.config(Config::default())
     };
     let gateway = Gateway::new(node, Discodo, gateway_config);
-    serve::serve("discodo", cli.serve.listen, config, gateway)
+    serve::serve("discodo", &cli.serve, config, gateway)
 }

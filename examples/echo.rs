@@ -57,5 +57,5 @@ fn main() -> ExitCode {
     // A largest message may come in 64-byte fragments (Autobahn 9.3.1 and 9.4.1: 4 MiB in
     // 65,536 frames): allow that many, not the default 1,024.
     config.max_fragments = config.max_fragments.max(config.max_payload / 64);
-    serve::serve("echo", cli.serve.listen, config, Echo)
+    serve::serve_reactors("echo", &cli.serve, config, |_| Echo)
 }

@@ -605,5 +605,5 @@ fn main() -> ExitCode {
         ..cli.liveness.config(cli.serve.config(Config::default()))
     };
     let gateway = Gateway::new(server, Nexus, gateway_config);
-    serve::serve("nexus", cli.serve.listen, config, gateway)
+    serve::serve("nexus", &cli.serve, config, gateway)
 }

@@ -534,5 +534,5 @@ fn main() -> ExitCode {
     };
     let gateway = Gateway::new(server, Nightingale, gateway_config);
     let config = cli.liveness.config(cli.serve.config(Config::default()));
-    serve::serve("nightingale", cli.serve.listen, config, gateway)
+    serve::serve("nightingale", &cli.serve, config, gateway)
 }

@@ -523,5 +523,5 @@ fn main() -> ExitCode {
     };
     let gateway = Gateway::new(server, Rooms, gateway_config);
     let config = cli.serve.config(Config::default());
-    serve::serve("rooms", cli.serve.listen, config, gateway)
+    serve::serve("rooms", &cli.serve, config, gateway)
 }

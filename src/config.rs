@@ -1,6 +1,6 @@
 //! Every limit and interval of the reactor, each with its default and what happens past it.
 
-use crate::http::DeflateConfig;
+use crate::http::{DeflateConfig, OriginPolicy};
 use crate::time::Millis;
 use std::fmt;
 
@@ -128,6 +128,12 @@ pub struct Config {
     /// [`Config::max_payload`] then bounds the inflated size of a message, enforced while
     /// inflating (1009); see [`DeflateConfig`] for the parameters and their memory.
     pub deflate: Option<DeflateConfig>,
+    /// Which `Origin` an upgrade may carry (default [`OriginPolicy::Any`]: not checked, as
+    /// before the policy existed; an embedder serving a browser page should choose
+    /// [`OriginPolicy::SameOrigin`]). Checked after the request is found a valid RFC 6455
+    /// upgrade and before the application sees it; a refused one is answered
+    /// `403 Forbidden` and closed. A request without `Origin` (not a browser) always passes.
+    pub origin_policy: OriginPolicy,
 }
 
 impl Default for Config {
@@ -161,6 +167,7 @@ impl Default for Config {
             polls_per_turn: 16,
             stall_threshold: Millis(1_000),
             deflate: None,
+            origin_policy: OriginPolicy::Any,
         }
     }
 }

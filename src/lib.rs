@@ -13,7 +13,8 @@
 //!   shared frames and the bounded outbox.
 //! - [`timer`]: a hierarchical timer wheel (O(1) insert and cancel, no allocation per timer).
 //! - [`reactor`]: the only code that touches `mio` and the clock: [`Reactor`], [`Ctx`],
-//!   [`Remote`]. Applications implement [`App`].
+//!   [`Remote`], and [`Reactors`] (several reactors on one port). Applications implement
+//!   [`App`].
 //! - [`gateway`]: the session lifecycle: implement [`gateway::Handler`] and pick or write a
 //!   [`gateway::Dialect`]. The engine ([`gateway::Gateway`]) is a state machine too: it acts
 //!   only through a [`gateway::Link`] (sends, closes, per-connection state, timers, the
@@ -41,10 +42,34 @@
 //! - Bad input gets a precise answer: the HTTP status (400, 404, 413, 426, 431, 503) or the
 //!   close code (1002, 1007, 1008, 1009) with a reason, and the reactor goes on.
 //!
+//! # Threading
+//!
+//! A [`Reactor`] is one thread's: it is not `Send` (its outboxes share frames through
+//! `Rc`), and nothing on its hot path is locked or atomic; other threads reach it only
+//! through its [`Remote`] (a bounded command queue and a waker). To use several cores,
+//! [`Reactors`] runs N reactors of one application in one process: one thread each, each
+//! with its own listener bound with `SO_REUSEPORT` on the same address, the kernel
+//! spreading new connections among them. Per reactor the embedder gets its [`Remote`] and
+//! its [`Stats`] ([`ReactorsHandle`]); one call shuts all down gracefully, and
+//! [`Reactors::join`] returns once all have drained. A reactor thread that panics is not
+//! restarted: the others are shut down gracefully at once and `join` reports
+//! [`ReactorsError::Panicked`].
+//!
+//! Gateways on several reactors: the engines talk through a bus ([`gateway::bus`]: the
+//! `Bus` trait, a versioned binary envelope that refuses foreign or malformed bytes, and an
+//! in-process backend of bounded queues whose losses are counted and reported to the
+//! receiver as gaps). An engine joined to a bus ([`gateway::Gateway::attach_bus`]) gives
+//! each room one order: the room's home engine (a stable hash of its name) delivers and
+//! publishes its dispatches, the others forward theirs to it, and every member on every
+//! reactor sees the same events once in that order (a forwarded dispatch costs a second
+//! bus hop). That is all that crosses reactors today: sessions, presence and room sizes,
+//! bans, `dispatch`/`dispatch_all` and resume are each engine's own, and a gap on the bus
+//! is logged, not yet answered; so the gateway examples refuse `--reactors` above 1.
+//!
 //! # Non-goals
 //!
-//! TLS (terminate it in front), HTTP/2, multi-threaded reactors (run one
-//! reactor per core with `SO_REUSEPORT` if you need more), and Windows.
+//! TLS (terminate it in front), HTTP/2, a reactor shared by several threads (run several
+//! reactors, [`Reactors`]), and Windows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 
@@ -65,8 +90,11 @@ pub use close::CloseCode;
 pub use config::Config;
 pub use conn_id::ConnId;
 pub use error::{Error, SendError};
-pub use http::{Request, Response};
-pub use reactor::{Accept, App, Closed, Ctx, Message, Reactor, Remote, RemoteError, Stats};
+pub use http::{OriginPolicy, Request, Response};
+pub use reactor::{
+    Accept, App, Closed, Ctx, Message, Reactor, Reactors, ReactorsError, ReactorsHandle, Remote,
+    RemoteError, Stats,
+};
 pub use time::Millis;
 pub use ws::{SharedFrame, SharedPayload};
 

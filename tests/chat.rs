@@ -36,9 +36,20 @@ fn hello_then_present_gives_ready_with_its_fields() {
     keys.sort_unstable();
     assert_eq!(
         keys,
-        ["channel", "enc_key", "session_id", "user", "v"],
+        [
+            "channel",
+            "channels",
+            "enc_key",
+            "members",
+            "session_id",
+            "user",
+            "v"
+        ],
         "{ready}"
     );
+    // The extension: every channel, and the channel's members before this session joins.
+    assert_eq!(ready["cnf"]["channels"], json!(["general"]));
+    assert_eq!(ready["cnf"]["members"], json!([]));
     assert_eq!(ready["f"], 140);
     assert_eq!(ready["cnf"]["v"], 6);
     assert!(session_id(&ready["cnf"]) > 0);
@@ -236,7 +247,7 @@ fn channel_add_and_move_notify_the_right_sessions() {
     alice.execute("CHANNEL_MOVE", json!({"channel": "dev-talk_2"}));
     assert_eq!(
         alice.expect_event("ROOM_USER_ADD")["cnf"],
-        json!({"user": "alice", "channel": "dev-talk_2"})
+        json!({"user": "alice", "channel": "dev-talk_2", "members": ["alice"]})
     );
     for c in [&mut bob, &mut root] {
         assert_eq!(
@@ -245,12 +256,15 @@ fn channel_add_and_move_notify_the_right_sessions() {
         );
     }
     bob.execute("CHANNEL_MOVE", json!({"channel": "dev-talk_2"}));
-    for c in [&mut alice, &mut bob] {
-        assert_eq!(
-            c.expect_event("ROOM_USER_ADD")["cnf"],
-            json!({"user": "bob", "channel": "dev-talk_2"})
-        );
-    }
+    // The mover's own ROOM_USER_ADD carries the new channel's members, itself included.
+    assert_eq!(
+        alice.expect_event("ROOM_USER_ADD")["cnf"],
+        json!({"user": "bob", "channel": "dev-talk_2"})
+    );
+    assert_eq!(
+        bob.expect_event("ROOM_USER_ADD")["cnf"],
+        json!({"user": "bob", "channel": "dev-talk_2", "members": ["alice", "bob"]})
+    );
     assert_eq!(
         root.expect_event("ROOM_USER_REMOVE")["cnf"],
         json!({"user": "bob", "channel": "general"})
@@ -525,6 +539,6 @@ fn channels_are_bounded_by_max_channels() {
     alice.execute("CHANNEL_MOVE", json!({"channel": "two"}));
     assert_eq!(
         alice.expect_event("ROOM_USER_ADD")["cnf"],
-        json!({"user": "alice", "channel": "two"})
+        json!({"user": "alice", "channel": "two", "members": ["alice"]})
     );
 }

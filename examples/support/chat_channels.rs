@@ -66,6 +66,22 @@ impl Channels {
         self.names.contains(name)
     }
 
+    /// Every channel's name as a JSON array, sorted (at most `max_channels` names of at
+    /// most 32 bytes: 10,000 by default, about 340 KB).
+    pub fn names_json(&self) -> String {
+        let mut names: Vec<&String> = self.names.iter().collect();
+        names.sort();
+        let mut out = String::from("[");
+        for (i, name) in names.into_iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            postern::gateway::write_json_str(&mut out, name);
+        }
+        out.push(']');
+        out
+    }
+
     /// Creates `name` for `user` at `now`, unless a bound refuses it. Only a creation takes
     /// from the user's rate.
     pub fn add(&mut self, now: Millis, user: &str, name: &str) -> Result<(), Refusal> {
@@ -117,5 +133,6 @@ mod tests {
         assert_eq!(t.add(at, "b", "4"), Ok(()));
         assert_eq!(t.add(at, "b", "5"), Err(Refusal::TableFull));
         assert!(t.contains("4") && !t.contains("5"));
+        assert_eq!(t.names_json(), r#"["1","2","3","4","general"]"#);
     }
 }

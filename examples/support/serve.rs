@@ -1,9 +1,10 @@
 //! Start-up shared by the example servers: the command line ([`parse`], with the options
 //! every example takes in [`ServeOptions`]), the log backend, bind, SIGINT/SIGTERM →
-//! graceful shutdown, `listening on ADDR` on stderr, run until the reactor stops.
+//! graceful shutdown, `listening on ADDR` on stderr, run until the reactor stops
+//! ([`serve`]), or the reactors ([`serve_reactors`], for `--reactors N`).
 
 use clap::{Args, CommandFactory, Parser};
-use postern::{App, Config, Reactor, Remote};
+use postern::{App, Config, Reactor, Reactors};
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -38,6 +39,11 @@ pub struct ServeOptions {
     #[arg(long, value_name = "N", value_parser = at_least_one,
           default_value_t = Config::default().events_per_poll)]
     pub events_per_poll: usize,
+    /// Reactors (one thread each) sharing the port with SO_REUSEPORT; 0 or `auto`: one per
+    /// available core. The gateway examples refuse more than 1 until the bus between their
+    /// engines exists
+    #[arg(long, value_name = "N|auto", value_parser = reactor_count, default_value = "1")]
+    pub reactors: usize,
     /// Negotiate permessage-deflate (RFC 7692) with clients that offer it; the payload
     /// limit then bounds the inflated size
     #[arg(long)]
@@ -60,6 +66,28 @@ impl ServeOptions {
             },
             ..base
         }
+    }
+
+    /// How many reactors `--reactors` asks for (`auto` resolved to the available cores).
+    pub fn reactor_count(&self) -> usize {
+        match self.reactors {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// `auto` (as 0) or a whole number of reactors up to 1024 (0 also means one per core).
+fn reactor_count(value: &str) -> Result<usize, String> {
+    if value == "auto" {
+        return Ok(0);
+    }
+    let n: u16 = value
+        .parse()
+        .map_err(|e| format!("{e} (want a whole number or auto)"))?;
+    match n {
+        0..=1024 => Ok(usize::from(n)),
+        _ => Err("at most 1024 reactors".into()),
     }
 }
 
@@ -123,9 +151,9 @@ fn init_logs() {
     let _ = env_logger::Builder::from_env(env).try_init();
 }
 
-/// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown of the
-/// reactor behind `remote`, and a second one into an immediate exit.
-pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
+/// Starts a thread that turns the first SIGINT or SIGTERM into a graceful shutdown (calls
+/// `shutdown`), and a second one into an immediate exit.
+pub fn shutdown_on_signals(shutdown: impl Fn() + Send + 'static) {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) {
         Ok(signals) => signals,
@@ -141,7 +169,7 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
             if seen == 1 {
                 // Never panic here (a closed stderr): the shutdown must happen.
                 let _ = writeln!(std::io::stderr(), "shutting down");
-                remote.shutdown();
+                shutdown();
             } else {
                 std::process::exit(130);
             }
@@ -149,11 +177,28 @@ pub fn shutdown_on_signals<C: Send + 'static>(remote: Remote<C>) {
     });
 }
 
-/// Installs the log backend, binds `listen`, installs the signal handling, prints
-/// `listening on ADDR`, and runs `app` until a graceful shutdown completes. `name` prefixes
-/// error messages.
-pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> ExitCode {
+/// Installs the log backend, binds `options.listen`, installs the signal handling, prints
+/// `listening on ADDR`, and runs `app` on one reactor until a graceful shutdown completes.
+/// `name` prefixes error messages. More than one reactor (`--reactors`) is refused with
+/// exit status 2: `app` is one application, and a gateway's engines cannot act as one
+/// gateway across reactors yet (independent engines would silently split its rooms).
+#[allow(dead_code)] // echo serves with serve_reactors
+pub fn serve<A: App>(name: &str, options: &ServeOptions, config: Config, app: A) -> ExitCode {
     init_logs();
+    let count = options.reactor_count();
+    if count > 1 {
+        let _ = writeln!(
+            std::io::stderr(),
+            "{name}: --reactors {count}: this server runs one reactor (its sessions, rooms \
+             and presence cannot span reactors yet); use --reactors 1"
+        );
+        return ExitCode::from(2);
+    }
+    serve_one(name, options.listen, config, app)
+}
+
+/// [`serve`] on `listen`, without the check.
+fn serve_one<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> ExitCode {
     let mut reactor = match Reactor::bind(listen, config, app) {
         Ok(reactor) => reactor,
         Err(e) => {
@@ -161,9 +206,50 @@ pub fn serve<A: App>(name: &str, listen: SocketAddr, config: Config, app: A) -> 
             return ExitCode::FAILURE;
         }
     };
-    shutdown_on_signals(reactor.remote());
+    let remote = reactor.remote();
+    shutdown_on_signals(move || remote.shutdown());
     let _ = writeln!(std::io::stderr(), "listening on {}", reactor.local_addr());
     match reactor.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`serve`] for an application of independent connections: `--reactors N` reactors on
+/// one port (SO_REUSEPORT), reactor `i` serving `factory(i)`; with one reactor exactly
+/// [`serve`]. SIGINT/SIGTERM shuts every reactor down gracefully; exits 0 once all have
+/// drained, 1 if a reactor panicked (its panic printed on stderr, the others shut down
+/// gracefully first) or failed.
+#[allow(dead_code)] // only echo serves independent connections
+pub fn serve_reactors<A, F>(
+    name: &str,
+    options: &ServeOptions,
+    config: Config,
+    factory: F,
+) -> ExitCode
+where
+    A: App + 'static,
+    F: Fn(usize) -> A + Send + Sync + 'static,
+{
+    init_logs();
+    let count = options.reactor_count();
+    if count == 1 {
+        return serve_one(name, options.listen, config, factory(0));
+    }
+    let reactors = match Reactors::spawn(options.listen, config, count, factory) {
+        Ok(reactors) => reactors,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "{name}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let handle = reactors.handle();
+    shutdown_on_signals(move || handle.shutdown());
+    let _ = writeln!(std::io::stderr(), "listening on {}", reactors.local_addr());
+    match reactors.join() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "{name}: {e}");

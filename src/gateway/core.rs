@@ -43,6 +43,8 @@ pub struct GwCore<H: Handler> {
     pub(crate) config: GatewayConfig,
     pub(crate) registry: Registry<H::Session>,
     pub(crate) out: String,
+    /// The bus to the other engines, if this engine is one of several (`cluster.rs`).
+    pub(crate) bus: Option<Box<dyn super::bus::Bus>>,
 }
 
 impl<H: Handler> std::fmt::Debug for GwCore<H> {

@@ -53,6 +53,12 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
     /// Dispatches one event to every session in `room` except `except`. The payload is
     /// encoded once; each member costs its sequence prefix and a reference. Returns the
     /// number of members it was dispatched to.
+    ///
+    /// On an engine with a bus ([`Gateway::attach_bus`](super::Gateway::attach_bus)) the
+    /// room's home engine gives it the room's one order: on the home it is delivered here
+    /// and published to the other engines; elsewhere it is forwarded to the home and
+    /// delivered to this engine's members when the home's copy comes back (the count is
+    /// then 0).
     #[must_use = "the number of sessions reached (0: an empty or unknown room)"]
     pub fn dispatch_room(
         &mut self,
@@ -61,6 +67,17 @@ impl<'g, 'r, H: Handler> Gw<'g, 'r, H> {
         data: &str,
         except: Option<SessionId>,
     ) -> usize {
+        if self.core.bus.is_some() {
+            let dispatch = super::bus::RoomDispatch {
+                seq: 0,
+                except: except.map(SessionId::get),
+                event,
+                data,
+            };
+            if let Some(n) = self.core.dispatch_room_on_bus(self.link, room, dispatch) {
+                return n;
+            }
+        }
         let members = self.core.registry.members_vec(room);
         let tail = self.core.encode(event, data);
         let mut n = 0;

@@ -65,6 +65,7 @@ impl<H: Handler> Gateway<H> {
                 config,
                 registry: Registry::default(),
                 out: String::new(),
+                bus: None,
             },
         }
     }
@@ -325,6 +326,7 @@ impl<H: Handler> Gateway<H> {
                 }
             }
             GwCommand::Handler(command) => self.handler.on_command(&mut gw, command),
+            GwCommand::Bus => self.handle_bus(link),
         }
     }
 

@@ -17,8 +17,12 @@
 //! - [`secret`]: session ids, the OS randomness, constant-time comparison, random tokens.
 //! - [`remote`]: [`GatewayRemote`], the cross-thread handle to sessions and rooms.
 //! - [`dialects`]: the seed protocols' dialects.
+//! - [`bus`]: the seam between the engines of several reactors (or nodes); the engine's
+//!   side is the private `cluster.rs` ([`Gateway::attach_bus`], [`Gateway::handle_bus`]).
 
 mod app;
+pub mod bus;
+mod cluster;
 pub mod config;
 pub mod core;
 pub mod ctx;

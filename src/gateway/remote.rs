@@ -18,6 +18,9 @@ pub enum GwCommand<C> {
     EndSession(SessionId, GatewayError),
     /// The handler's own command ([`Handler::on_command`](super::Handler::on_command)).
     Handler(C),
+    /// Something arrived on the bus ([`Gateway::handle_bus`](super::Gateway::handle_bus)):
+    /// what an in-process bus's waker queues.
+    Bus,
 }
 
 /// A `Send + Clone` handle to a running gateway for other threads.

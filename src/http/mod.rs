@@ -9,6 +9,7 @@
 //! - [`validate_upgrade`] checks an upgrade request against RFC 6455 §4.2.1 and returns its
 //!   [`Upgrade`] parts; [`accept_key`] derives `Sec-WebSocket-Accept`.
 //! - [`negotiate_deflate`] picks the permessage-deflate offer to accept (RFC 7692), if any.
+//! - [`OriginPolicy`] says which `Origin` may upgrade (checked before the application).
 //! - [`Response`], [`write_response`] and [`write_switching_protocols`] serialise the answers,
 //!   never letting a CR or LF from an application header split the response.
 //! - [`HttpError`] is the single error type of this layer: every variant knows its status code
@@ -18,12 +19,14 @@
 //! trusted to be in sync, so the caller should answer it and close the connection.
 
 mod extension;
+mod origin;
 mod query;
 mod request;
 mod response;
 mod upgrade;
 
 pub use extension::{negotiate_deflate, DeflateConfig, DeflateParams};
+pub use origin::OriginPolicy;
 pub use query::{percent_decode, NotUtf8};
 pub use request::{parse_request, Parsed, Request, MAX_HEADERS};
 pub use response::{reason_phrase, write_response, write_switching_protocols, Response};

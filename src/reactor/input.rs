@@ -436,6 +436,11 @@ impl<A: App> Reactor<A> {
             Ok(upgrade) => upgrade,
             Err(e) => return self.refuse_error(id, &e),
         };
+        if !self.core.config.origin_policy.admits(request) {
+            log::info!("{id}: upgrade refused: origin not allowed");
+            self.refuse(id, &Response::text(403, "origin not allowed\n"));
+            return HttpStep::Stop;
+        }
         if self.core.shutting_down || self.core.ws_count >= self.core.config.max_connections {
             self.refuse(id, &Response::text(503, "server at capacity\n"));
             return HttpStep::Stop;

@@ -23,12 +23,14 @@ mod core;
 mod ctx;
 mod entry;
 mod input;
+mod multi;
 mod remote;
 mod token;
 
 pub use self::core::SendError;
 pub use app::{Accept, App, Closed, Message};
 pub use ctx::Ctx;
+pub use multi::{Reactors, ReactorsError, ReactorsHandle};
 pub use remote::{Remote, RemoteError};
 pub use token::ConnId;
 

@@ -193,6 +193,12 @@ impl<C> Remote<C> {
         self.inner.push(Command::Stop)
     }
 
+    /// Wakes the reactor for one turn, queueing nothing (the multi-reactor runner asks
+    /// for a statistics snapshot this way).
+    pub(crate) fn wake(&self) {
+        let _ = self.inner.waker.wake();
+    }
+
     /// Whether the reactor has stopped.
     pub fn is_stopped(&self) -> bool {
         self.inner.stopped.load(Ordering::Acquire)

@@ -177,6 +177,7 @@ class Client:
         await self.send_resume(token, session_id, s)
         ready = await self.recv()
         assert ready["f"] == 140 and ready["cnf"].get("resumed") is True, ready
+        assert "members" not in ready["cnf"] and "channels" not in ready["cnf"], ready
         self.seq = s
         return ready["cnf"]
 
@@ -188,6 +189,70 @@ class Client:
 # Tests
 
 
+async def upgrade_status(addr, host, origin):
+    """The status line's code of a raw upgrade request with `Host: host` and `Origin: origin`
+    (None: no Origin)."""
+    reader, writer = await asyncio.open_connection(*addr.rsplit(":", 1))
+    origin_line = f"Origin: {origin}\r\n" if origin is not None else ""
+    writer.write((f"GET /gateway HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                  f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{origin_line}\r\n").encode())
+    line = await asyncio.wait_for(reader.readline(), EXPECT)
+    writer.close()
+    return int(line.split()[1])
+
+
+async def test_origin_rule_answers_403_before_the_upgrade():
+    async with Server(CALM, "--allowed-origin", "http://friend.example:8080") as server:
+        host = server.addr
+        port = int(host.rsplit(":", 1)[1])
+        cases = [(None, 101), (f"http://{host}", 101), ("http://friend.example:8080", 101),
+                 ("null", 403), ("http://friend.example", 403), (f"http://127.0.0.1:{port + 1}", 403),
+                 ("https://evil.example", 403)]
+        for origin, status in cases:
+            assert await upgrade_status(server.addr, host, origin) == status, origin
+        # A client library that sends an Origin gets the 403 as its handshake's answer.
+        try:
+            await websockets.connect(server.url("/"), origin="https://evil.example",
+                                     open_timeout=EXPECT)
+        except websockets.InvalidStatus as e:
+            assert e.response.status_code == 403
+        else:
+            raise AssertionError("a foreign origin was upgraded")
+        c = await websockets.connect(server.url("/"), origin=f"http://{host}", open_timeout=EXPECT)
+        assert json.loads(await c.recv())["f"] == 100
+        await c.close()
+
+
+async def test_ready_lists_channels_and_members_and_a_mover_gets_the_new_list():
+    async with Server() as server:
+        alice, ready = await server.login(ALICE)
+        assert ready["members"] == [] and ready["channels"] == ["general"], ready
+        await alice.execute("CHANNEL_ADD", {"channel": "ops"})
+        await alice.expect_event("CHANNEL_ADD")
+        bob, ready = await server.login(BOB)
+        assert ready["members"] == ["alice"] and ready["channels"] == ["general", "ops"], ready
+        bob2, ready = await server.login(BOB)
+        assert ready["members"] == ["alice", "bob"], ready
+        await bob.expect_event("ROOM_USER_ADD")  # bob2's arrival
+        await bob.execute("CHANNEL_MOVE", {"channel": "ops"})
+        assert (await bob.expect_event("ROOM_USER_ADD"))["cnf"] == {
+            "user": "bob", "channel": "ops", "members": ["bob"]}
+        await bob2.expect_event("ROOM_USER_REMOVE")  # bob's departure from general
+        await bob2.execute("CHANNEL_MOVE", {"channel": "ops"})
+        assert (await bob2.expect_event("ROOM_USER_ADD"))["cnf"] == {
+            "user": "bob", "channel": "ops", "members": ["bob", "bob"]}
+        # The others' copy has no list.
+        assert (await bob.expect_event("ROOM_USER_ADD"))["cnf"] == {"user": "bob", "channel": "ops"}
+    # Beyond the large threshold: no list (as no presence events).
+    async with Server(CALM, "--large-threshold", "1") as server:
+        _, ready = await server.login(ALICE)
+        assert ready["members"] == [], ready
+        c = await server.connect()
+        ready = await c.present(BOB)
+        assert "members" not in ready and ready["channels"] == ["general"], ready
+
+
 async def test_present_gives_ready_with_its_fields():
     async with Server(500) as server:
         c = await server.connect_raw("/any/path?at=all")
@@ -196,7 +261,9 @@ async def test_present_gives_ready_with_its_fields():
         ready = await c.recv()
         assert ready["f"] == 140, ready
         cnf = ready["cnf"]
-        assert sorted(cnf) == ["channel", "enc_key", "session_id", "user", "v"], ready
+        assert sorted(cnf) == ["channel", "channels", "enc_key", "members", "session_id",
+                               "user", "v"], ready
+        assert cnf["channels"] == ["general"] and cnf["members"] == [], ready
         assert cnf["v"] == 6 and cnf["user"] == "alice" and cnf["channel"] == "general"
         assert isinstance(cnf["session_id"], int) and 0 < cnf["session_id"] < 2**64
         assert re.fullmatch(r"[0-9a-f]{32}", cnf["enc_key"]), cnf
@@ -288,7 +355,8 @@ async def test_channel_add_and_move():
         await alice.execute("CHANNEL_ADD", {"channel": "Not Valid"})
         await alice.expect_error(4011, False)
         await alice.execute("CHANNEL_MOVE", {"channel": "ops"})
-        assert (await alice.expect_event("ROOM_USER_ADD"))["cnf"] == {"user": "alice", "channel": "ops"}
+        assert (await alice.expect_event("ROOM_USER_ADD"))["cnf"] == {
+            "user": "alice", "channel": "ops", "members": ["alice"]}
         assert (await bob.expect_event("ROOM_USER_REMOVE"))["cnf"] == {"user": "alice", "channel": "general"}
         await bob.execute("MESSAGE_CREATE", {"content": "alone"})
         await bob.expect_event("MESSAGE_CREATE")

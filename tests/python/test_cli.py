@@ -39,6 +39,7 @@ SERVE = {
     "--new-conns-per-ip": "32",
     "--limit-loopback": "false",
     "--events-per-poll": "1024",
+    "--reactors": "1",
     "--deflate": SWITCH,
 }
 RANDOM = "random, printed on stderr"
@@ -65,6 +66,7 @@ EXAMPLES = {
         "--max-channels": "10000",
         "--channels-per-user": "100",
         "--channel-adds-per-minute": "10",
+        "--allowed-origin": None,
     },
     "discodo": {
         "--listen": "127.0.0.1:9002",
@@ -101,7 +103,7 @@ EXAMPLES = {
 }
 # A bad value for each kind of value (the <NAME> --help shows).
 BAD = {"N": "abc", "BYTES": "4k", "ADDR": "nowhere", "true|false": "maybe", "PW": "", "T": "",
-       "NAME:TOKEN": "no-colon"}
+       "NAME:TOKEN": "no-colon", "N|auto": "many", "ORIGIN": "nowhere"}
 
 
 def binary(name):
@@ -268,6 +270,57 @@ class DocsTest(unittest.TestCase):
                 self.assertTrue(m, f"no `$ {name} --help` block in {name}.md")
                 _, out, _ = run(name, "--help")
                 self.assertEqual(m.group(1), out)
+
+
+async def open_echoing(url, count):
+    """Opens `count` connections to echo at `url` and checks that each echoes."""
+    conns = [await websockets.connect(url) for _ in range(count)]
+    for i, ws in enumerate(conns):
+        await ws.send(f"hello {i}")
+        assert await asyncio.wait_for(ws.recv(), EXPECT) == f"hello {i}"
+    return conns
+
+
+class ReactorsTest(unittest.TestCase):
+    """`--reactors N` (examples/support/serve.rs): echo runs N reactors on one port; the
+    gateways refuse N > 1 until their engines can act as one gateway across reactors."""
+
+    def test_echo_with_two_reactors_shuts_both_down_and_exits_0(self):
+        s = Server("echo", "--listen", "127.0.0.1:0", "--reactors", "2")
+        host, port = s.address()
+
+        async def scenario():
+            conns = await open_echoing(f"ws://{host}:{port}/", 60)
+            s.proc.send_signal(signal.SIGTERM)
+            codes = []
+            for ws in conns:
+                await asyncio.wait_for(ws.wait_closed(), EXPECT)
+                codes.append(ws.close_code)
+            return codes
+
+        try:
+            codes = asyncio.run(scenario())
+            self.assertEqual(codes, [1001] * 60)
+            self.assertEqual(s.proc.wait(timeout=EXPECT), 0)
+        finally:
+            rest = s.stop()
+        self.assertEqual(rest, ["shutting down"])
+
+    def test_the_gateways_refuse_more_than_one_reactor(self):
+        for name in ["chat", "discodo", "nexus", "nightingale", "rooms"]:
+            with self.subTest(example=name):
+                status, _, err = run(name, "--listen", "127.0.0.1:0", "--reactors", "2")
+                self.assertEqual(status, 2, err)
+                self.assertIn(f"{name}: --reactors 2: this server runs one reactor", err)
+                self.assertNotIn("listening on", err)
+
+    def test_reactors_1_is_the_single_reactor(self):
+        s = Server("chat", "--listen", "127.0.0.1:0", "--reactors", "1")
+        try:
+            s.line()  # the demo token
+            s.address()
+        finally:
+            self.assertEqual(s.stop(), ["shutting down"])
 
 
 class StartTest(unittest.TestCase):
