@@ -6,9 +6,11 @@
 //!
 //! Options (`--help` lists them with their defaults): `--max-payload BYTES` (default 4096,
 //! at most 16 MiB), and what every example takes (`--listen ADDR`, default 127.0.0.1:9001,
-//! and the connection limits; see `examples/support/serve.rs`). Prints `listening on ADDR`
-//! on stderr when ready; SIGINT or SIGTERM shuts it down gracefully. This is the server the
-//! Autobahn conformance run and the throughput benchmarks talk to.
+//! the connection limits, and `--deflate` to negotiate permessage-deflate with clients that
+//! offer it, the payload limit then bounding the inflated size; see
+//! `examples/support/serve.rs`). Prints `listening on ADDR` on stderr when ready; SIGINT or
+//! SIGTERM shuts it down gracefully. This is the server the Autobahn conformance run and the
+//! throughput benchmarks talk to.
 
 #[path = "support/serve.rs"]
 mod serve;

@@ -1,6 +1,6 @@
 //! Every limit and interval of the reactor, each with its default and what happens past it.
 
-use crate::http::OriginPolicy;
+use crate::http::{DeflateConfig, OriginPolicy};
 use crate::time::Millis;
 use std::fmt;
 
@@ -123,6 +123,11 @@ pub struct Config {
     /// time spent between turns counts as lateness too. Not used once the clock is the
     /// caller's ([`Reactor::turn_at`](crate::Reactor::turn_at)).
     pub stall_threshold: Millis,
+    /// permessage-deflate (RFC 7692), negotiated with each client that offers it when
+    /// `Some` (default `None`: offers are declined). Needs the `deflate` cargo feature.
+    /// [`Config::max_payload`] then bounds the inflated size of a message, enforced while
+    /// inflating (1009); see [`DeflateConfig`] for the parameters and their memory.
+    pub deflate: Option<DeflateConfig>,
     /// Which `Origin` an upgrade may carry (default [`OriginPolicy::Any`]: not checked, as
     /// before the policy existed; an embedder serving a browser page should choose
     /// [`OriginPolicy::SameOrigin`]). Checked after the request is found a valid RFC 6455
@@ -161,6 +166,7 @@ impl Default for Config {
             events_per_poll: 1024,
             polls_per_turn: 16,
             stall_threshold: Millis(1_000),
+            deflate: None,
             origin_policy: OriginPolicy::Any,
         }
     }
@@ -211,6 +217,20 @@ impl Config {
                 "max_fragments and max_requests_per_connection must be positive",
             ));
         }
+        if let Some(deflate) = &self.deflate {
+            if !cfg!(feature = "deflate") {
+                return Err(ConfigError("deflate needs the `deflate` cargo feature"));
+            }
+            let bits = 9..=15;
+            if !bits.contains(&deflate.server_max_window_bits)
+                || !bits.contains(&deflate.client_max_window_bits)
+                || deflate.level > 9
+            {
+                return Err(ConfigError(
+                    "deflate window bits must be 9..=15 and level 0..=9",
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -232,5 +252,14 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_ok());
+        let mut c = Config {
+            deflate: Some(DeflateConfig::default()),
+            ..Config::default()
+        };
+        assert_eq!(c.validate().is_ok(), cfg!(feature = "deflate"));
+        if let Some(d) = c.deflate.as_mut() {
+            d.server_max_window_bits = 8;
+        }
+        assert!(c.validate().is_err());
     }
 }

@@ -53,6 +53,9 @@
 //! - A complete frame is unmasked and delivered in the shared read buffer (no copy); only an
 //!   incomplete frame's bytes are kept per connection, and freed when it completes. An idle
 //!   connection holds no buffer.
+//! - permessage-deflate (RFC 7692, cargo feature `deflate`) only when [`Config::deflate`]
+//!   enables it: the payload limit then bounds a message's inflated size, enforced while
+//!   inflating (close 1009 after at most the limit plus one chunk of output).
 //! - Every connection's output is bounded ([`Config::outbox_limit`]); a slow reader is closed
 //!   with 1008 and never stalls anyone else. A broadcast is encoded once.
 //! - Bad input gets a precise answer: the HTTP status (400, 404, 413, 426, 431, 503) or the
@@ -84,8 +87,8 @@
 //!
 //! # Non-goals
 //!
-//! TLS (terminate it in front), permessage-deflate, HTTP/2, a reactor shared by several
-//! threads (run several reactors, [`Reactors`]), and Windows.
+//! TLS (terminate it in front), HTTP/2, a reactor shared by several threads (run several
+//! reactors, [`Reactors`]), and Windows.
 #![forbid(unsafe_code)]
 #![deny(missing_docs, missing_debug_implementations)]
 #![warn(unreachable_pub)]

@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 /// The options every example takes: where to listen, the connection limits of
-/// [`postern::Config`] (README's table) and its poll size. Flattened into each example's parser; the default
+/// [`postern::Config`] (README's table), its poll size and permessage-deflate. Flattened into each example's parser; the default
 /// of `--listen` is the example's own, given to [`parse`]. New shared options go here.
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Listener and connection limits (every example)")]
@@ -44,10 +44,14 @@ pub struct ServeOptions {
     /// engines exists
     #[arg(long, value_name = "N|auto", value_parser = reactor_count, default_value = "1")]
     pub reactors: usize,
+    /// Negotiate permessage-deflate (RFC 7692) with clients that offer it; the payload
+    /// limit then bounds the inflated size
+    #[arg(long)]
+    pub deflate: bool,
 }
 
 impl ServeOptions {
-    /// `base` with these connection limits.
+    /// `base` with these connection limits, and permessage-deflate's defaults if `--deflate`.
     pub fn config(&self, base: Config) -> Config {
         Config {
             max_connections: self.max_connections,
@@ -55,6 +59,11 @@ impl ServeOptions {
             new_connections_per_ip: u32::try_from(self.new_conns_per_ip).unwrap_or(u32::MAX),
             limit_loopback: self.limit_loopback,
             events_per_poll: self.events_per_poll,
+            deflate: if self.deflate {
+                Some(postern::http::DeflateConfig::default())
+            } else {
+                base.deflate
+            },
             ..base
         }
     }

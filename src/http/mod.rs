@@ -9,6 +9,7 @@
 //! - `validate_upgrade` checks an upgrade request against RFC 6455 §4.2.1 and returns its
 //!   `Upgrade` parts; `accept_key` derives `Sec-WebSocket-Accept`.
 //! - `Response`, `write_response` and `write_switching_protocols` serialise the answers,
+//! - [`negotiate_deflate`] picks the permessage-deflate offer to accept (RFC 7692), if any.
 //! - [`OriginPolicy`] says which `Origin` may upgrade (checked before the application).
 //!   never letting a CR or LF from an application header split the response.
 //! - [`HttpError`] is the single error type of this layer: every variant knows its status code
@@ -17,6 +18,7 @@
 //! Any [`HttpError`] produced while reading a request means the byte stream can no longer be
 //! trusted to be in sync, so the caller should answer it and close the connection.
 
+mod extension;
 mod origin;
 mod query;
 // The codec functions are public only with the `testing` feature (tests/, benches, fuzz);
@@ -28,6 +30,7 @@ mod response;
 #[cfg_attr(not(feature = "testing"), allow(unreachable_pub))]
 mod upgrade;
 
+pub use extension::{negotiate_deflate, DeflateConfig, DeflateParams};
 pub use origin::OriginPolicy;
 pub use query::{percent_decode, NotUtf8};
 pub use request::Request;

@@ -81,6 +81,9 @@ pub(crate) struct Core<A: App> {
     /// A sweep of `per_ip` is scheduled (only while it has entries, so that an idle
     /// reactor's timer wheel is empty).
     pub sweep_armed: bool,
+    /// permessage-deflate's shared deflaters and buffer (see `compress.rs`).
+    #[cfg(feature = "deflate")]
+    pub deflate: super::compress::Shared,
 }
 
 pub(crate) use crate::error::SendError;

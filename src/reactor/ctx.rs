@@ -1,6 +1,8 @@
 //! [`Ctx`]: what an application callback may do to the reactor.
 
 use super::app::{App, Message};
+#[cfg(feature = "deflate")]
+use super::compress::BroadcastCache;
 use super::core::{Core, SendError, TimerTarget};
 use super::remote::Remote;
 use super::token::ConnId;
@@ -46,6 +48,10 @@ impl<'r, A: App> Ctx<'r, A> {
             Message::Text(t) => (OpCode::Text, t.as_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
+        #[cfg(feature = "deflate")]
+        if let Some(sent) = self.core.send_deflated(id, opcode, payload) {
+            return sent;
+        }
         let len = payload.len() + crate::wire::MAX_HEADER_LEN;
         self.core.send_with(id, len, |outbox, pool| {
             outbox.push_frame(pool, opcode, payload)
@@ -64,15 +70,33 @@ impl<'r, A: App> Ctx<'r, A> {
         self.send(id, Message::Binary(bytes))
     }
 
-    /// Queues a frame encoded once ([`SharedFrame`]) to one connection, by reference.
+    /// Queues a frame encoded once ([`SharedFrame`]) to one connection, by reference
+    /// (compressed first when the connection negotiated permessage-deflate).
     #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_shared(&mut self, id: ConnId, frame: &SharedFrame) -> Result<(), SendError> {
+        self.send_shared_to(id, frame, &mut Default::default())
+    }
+
+    /// [`Ctx::send_shared`], with compressed variants made at most once per `cache`.
+    fn send_shared_to(
+        &mut self,
+        id: ConnId,
+        frame: &SharedFrame,
+        cache: &mut BroadcastCache,
+    ) -> Result<(), SendError> {
+        #[cfg(feature = "deflate")]
+        if let Some(sent) = self.core.send_shared_deflated(id, frame, cache) {
+            return sent;
+        }
+        let _ = cache;
         self.core
             .send_with(id, frame.len(), |outbox, _| outbox.push_shared(frame))
     }
 
     /// Sends a text frame whose payload is `prefix` followed by a shared `body` (encoded
     /// once for many connections; only the prefix and frame header are per connection).
+    /// With permessage-deflate (no context takeover) the body is compressed once for the
+    /// members it goes to in a row, and the prefix goes in a stored block (5 bytes).
     #[must_use = "a send fails when the connection is gone, closing, or over its outbox cap"]
     pub fn send_prefixed(
         &mut self,
@@ -80,6 +104,10 @@ impl<'r, A: App> Ctx<'r, A> {
         prefix: &[u8],
         body: &SharedPayload,
     ) -> Result<(), SendError> {
+        #[cfg(feature = "deflate")]
+        if let Some(sent) = self.core.send_prefixed_deflated(id, prefix, body) {
+            return sent;
+        }
         let len = prefix.len() + body.len() + crate::wire::MAX_HEADER_LEN;
         self.core.send_with(id, len, |outbox, pool| {
             outbox.push_prefixed(pool, OpCode::Text, prefix, body)
@@ -88,13 +116,15 @@ impl<'r, A: App> Ctx<'r, A> {
 
     /// Queues one shared frame to many connections (one encode, one reference each).
     /// Returns how many accepted it; a slow member overflowing its cap is closed (1008)
-    /// and never stalls the others.
+    /// and never stalls the others. Members that negotiated permessage-deflate without
+    /// context takeover share one compressed frame (compressed once per call).
     pub fn broadcast<I>(&mut self, ids: I, frame: &SharedFrame) -> usize
     where
         I: IntoIterator<Item = ConnId>,
     {
+        let mut cache = BroadcastCache::default();
         ids.into_iter()
-            .filter(|&id| self.send_shared(id, frame).is_ok())
+            .filter(|&id| self.send_shared_to(id, frame, &mut cache).is_ok())
             .count()
     }
 
@@ -189,3 +219,8 @@ impl<'r, A: App> Ctx<'r, A> {
         self.core.shutting_down
     }
 }
+
+/// Without the `deflate` feature a broadcast has nothing to cache.
+#[cfg(not(feature = "deflate"))]
+#[derive(Default)]
+struct BroadcastCache(());

@@ -451,11 +451,12 @@ impl<A: App> Reactor<A> {
         };
         self.deliver_closed();
         match accept {
-            Accept::Yes { state, headers } => {
+            Accept::Yes { state, mut headers } => {
+                let ws = self.new_ws(request, &mut headers);
                 let mut out = Vec::with_capacity(160);
                 http::write_switching_protocols(&mut out, &upgrade.accept_key(), &headers);
                 self.core.push_bytes(id, &out);
-                if !self.open_websocket(id, state) {
+                if !self.open_websocket(id, state, ws) {
                     return HttpStep::Stop;
                 }
                 HttpStep::Consumed(head_len)
@@ -467,14 +468,27 @@ impl<A: App> Reactor<A> {
         }
     }
 
-    /// Makes `id` a WebSocket with the application's `state` (its `101` is queued), arms
-    /// its idle deadline and calls `on_open`. False if the connection is gone.
-    fn open_websocket(&mut self, id: ConnId, state: A::Conn) -> bool {
-        let max_fragments = self.core.config.max_fragments;
+    /// The WebSocket state machine of an accepted upgrade, with permessage-deflate when the
+    /// client offered it and the configuration allows it (its answer joins `headers`).
+    fn new_ws(&self, request: &Request<'_, '_>, headers: &mut Vec<(String, String)>) -> WsConn {
+        #[allow(unused_mut)]
+        let mut ws = WsConn::with_max_fragments(self.core.config.max_fragments);
+        #[cfg(feature = "deflate")]
+        if let Some(deflate) = super::compress::negotiate(&self.core.config, request, headers) {
+            ws.enable_deflate(deflate);
+        }
+        #[cfg(not(feature = "deflate"))]
+        let _ = (request, headers);
+        ws
+    }
+
+    /// Makes `id` the WebSocket `ws` with the application's `state` (its `101` is queued),
+    /// arms its idle deadline and calls `on_open`. False if the connection is gone.
+    fn open_websocket(&mut self, id: ConnId, state: A::Conn, ws: WsConn) -> bool {
         let Some(entry) = self.core.get_mut(id) else {
             return false;
         };
-        entry.phase = Phase::Ws(WsConn::with_max_fragments(max_fragments));
+        entry.phase = Phase::Ws(ws);
         entry.state = Some(state);
         self.core.ws_count += 1;
         self.arm_idle(id);

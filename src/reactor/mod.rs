@@ -17,6 +17,8 @@ mod accept;
 mod address;
 mod app;
 mod clock;
+#[cfg(feature = "deflate")]
+mod compress;
 mod core;
 mod ctx;
 mod entry;
@@ -164,6 +166,8 @@ impl<A: App> Reactor<A> {
             sweep_armed: false,
             unupgraded: VecDeque::new(),
             socket_budget,
+            #[cfg(feature = "deflate")]
+            deflate: Default::default(),
         };
 
         Ok(Reactor {

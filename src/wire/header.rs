@@ -64,6 +64,9 @@ impl OpCode {
 pub struct FrameHeader {
     /// The final fragment of a message.
     pub fin: bool,
+    /// RSV1: the first frame of a compressed message (only where permessage-deflate was
+    /// negotiated; see [`parse_with`]).
+    pub rsv1: bool,
     /// What the frame carries.
     pub opcode: OpCode,
     /// The client's masking key; `None` for an unmasked frame (which a server must refuse).
@@ -86,6 +89,8 @@ impl FrameHeader {
 pub enum HeaderError {
     /// RSV1-3 set with no extension negotiated (1002).
     ReservedBits,
+    /// RSV1 on a control frame or a continuation frame with permessage-deflate (1002).
+    CompressedControl,
     /// Opcode 0x3-0x7 or 0xB-0xF (1002).
     ReservedOpcode(u8),
     /// A control frame without FIN (1002).
@@ -116,6 +121,7 @@ impl HeaderError {
     pub const fn reason(&self) -> &'static str {
         match self {
             HeaderError::ReservedBits => "reserved bits set",
+            HeaderError::CompressedControl => "RSV1 on a control or continuation frame",
             HeaderError::ReservedOpcode(_) => "reserved opcode",
             HeaderError::FragmentedControl => "fragmented control frame",
             HeaderError::ControlTooLong => "control frame over 125 bytes",
@@ -144,14 +150,30 @@ impl std::error::Error for HeaderError {}
 /// `Ok(None)` means more bytes are needed (and nothing seen so far is wrong). Every check
 /// runs as soon as the bytes it needs are present, so an invalid first byte is refused even
 /// when it arrives alone. `max_payload` bounds data frames; control frames are bound to 125.
+#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
 pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<FrameHeader>, HeaderError> {
+    parse_with(buf, max_payload, false)
+}
+
+/// [`parse`] on a connection where permessage-deflate was negotiated when `rsv1_allowed`:
+/// RSV1 may then be set on the first frame of a text or binary message (it is
+/// [`HeaderError::CompressedControl`] on a control or continuation frame).
+pub fn parse_with(
+    buf: &[u8],
+    max_payload: usize,
+    rsv1_allowed: bool,
+) -> Result<Option<FrameHeader>, HeaderError> {
     let Some(&b0) = buf.first() else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    let rsv1 = b0 & 0x40 != 0;
+    if b0 & 0x30 != 0 || (rsv1 && !rsv1_allowed) {
         return Err(HeaderError::ReservedBits);
     }
     let opcode = OpCode::from_u8(b0 & 0x0F).ok_or(HeaderError::ReservedOpcode(b0 & 0x0F))?;
+    if rsv1 && (opcode.is_control() || opcode == OpCode::Continuation) {
+        return Err(HeaderError::CompressedControl);
+    }
     let fin = b0 & 0x80 != 0;
     if opcode.is_control() && !fin {
         return Err(HeaderError::FragmentedControl);
@@ -205,6 +227,7 @@ pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<FrameHeader>, Head
     };
     Ok(Some(FrameHeader {
         fin,
+        rsv1,
         opcode,
         mask,
         payload_len,
@@ -213,13 +236,25 @@ pub fn parse(buf: &[u8], max_payload: usize) -> Result<Option<FrameHeader>, Head
 }
 
 /// Encodes an unmasked (server) frame header into `out`, returning its length (2, 4 or 10).
+#[cfg(any(test, feature = "testing"))]
 pub fn encode_header(
     out: &mut [u8; MAX_HEADER_LEN],
     fin: bool,
     opcode: OpCode,
     len: usize,
 ) -> usize {
-    out[0] = (u8::from(fin) << 7) | opcode.as_u8();
+    encode_header_with(out, fin, false, opcode, len)
+}
+
+/// [`encode_header`] with RSV1 (a compressed message's first frame) when `rsv1`.
+pub fn encode_header_with(
+    out: &mut [u8; MAX_HEADER_LEN],
+    fin: bool,
+    rsv1: bool,
+    opcode: OpCode,
+    len: usize,
+) -> usize {
+    out[0] = (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode.as_u8();
     if len < 126 {
         out[1] = len as u8;
         2
@@ -315,6 +350,37 @@ mod tests {
         for err in [HeaderError::ReservedBits, HeaderError::ControlTooLong] {
             assert_eq!(err.close_code(), CloseCode::PROTOCOL_ERROR);
         }
+    }
+
+    #[test]
+    fn rsv1_only_where_negotiated_and_only_on_a_first_data_frame() {
+        assert_eq!(
+            parse_with(&[0xC1], 4096, false),
+            Err(HeaderError::ReservedBits)
+        );
+        let h = parse_with(&[0xC1, 0x80, 1, 2, 3, 4], 4096, true)
+            .unwrap()
+            .unwrap();
+        assert!(h.rsv1 && h.fin && h.opcode == OpCode::Text);
+        assert!(parse_with(&[0x42], 4096, true).unwrap().is_none()); // non-final binary
+        for b0 in [0xC0, 0xC8, 0xC9, 0xCA, 0x40] {
+            assert_eq!(
+                parse_with(&[b0], 4096, true),
+                Err(HeaderError::CompressedControl),
+                "{b0:#x}"
+            );
+        }
+        assert_eq!(
+            parse_with(&[0xE1], 4096, true),
+            Err(HeaderError::ReservedBits)
+        ); // RSV2
+        assert_eq!(
+            HeaderError::CompressedControl.close_code(),
+            CloseCode::PROTOCOL_ERROR
+        );
+        let mut out = [0u8; MAX_HEADER_LEN];
+        assert_eq!(encode_header_with(&mut out, true, true, OpCode::Text, 5), 2);
+        assert_eq!(&out[..2], &[0xC1, 5]);
     }
 
     #[test]

@@ -16,7 +16,9 @@ pub mod utf8;
 pub use close_payload::CloseFrame;
 pub use close_payload::{decode_close, encode_close, CloseError};
 #[cfg(feature = "testing")]
+pub use header::encode_header;
+#[cfg(feature = "testing")]
 pub use header::FrameHeader;
-pub use header::{encode_header, HeaderError, OpCode, MAX_HEADER_LEN};
+pub use header::{encode_header_with, HeaderError, OpCode, MAX_HEADER_LEN};
 pub use mask::apply_mask;
 pub use utf8::{Utf8Error, Utf8Validator};

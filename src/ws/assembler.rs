@@ -60,6 +60,18 @@ impl Assembler {
         self.utf8.finish()
     }
 
+    /// The buffer itself, for inflating a compressed message into it.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn buffer_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Checks the bytes of the buffer from `start` on as text (inflated output).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn check_utf8_from(&mut self, start: usize) -> Result<(), Utf8Error> {
+        self.utf8.feed(self.buf.get(start..).unwrap_or_default())
+    }
+
     /// Appends a fragment's (unmasked, already checked) payload.
     pub fn push(&mut self, payload: &[u8]) {
         self.buf.extend_from_slice(payload);

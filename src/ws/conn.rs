@@ -16,8 +16,9 @@
 pub use super::error::ProtocolError;
 
 use super::assembler::{Assembler, Kind};
+use super::deflate::{self, DeflateConn};
 use crate::close::CloseCode;
-use crate::wire::{self, apply_mask, decode_close, OpCode};
+use crate::wire::{self, apply_mask, decode_close, HeaderError, OpCode};
 
 /// What one decoded frame means to the caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,9 +80,12 @@ pub enum CloseState {
 /// otherwise.
 pub const DEFAULT_MAX_FRAGMENTS: usize = 1024;
 
-/// The receive state of one WebSocket connection (about 56 bytes when idle, no heap).
+/// The receive state of one WebSocket connection (72 bytes when idle, no heap
+/// without permessage-deflate).
 #[derive(Debug)]
 pub struct WsConn {
+    /// permessage-deflate, when negotiated (boxed: one pointer when it is not).
+    deflate: Option<Box<DeflateConn>>,
     state: CloseState,
     /// Payload bytes of the current partial frame already unmasked (and UTF-8 checked).
     partial_done: usize,
@@ -108,12 +112,31 @@ impl WsConn {
     /// frames (at least 1); the frame beyond is [`ProtocolError::TooManyFragments`].
     pub fn with_max_fragments(max: usize) -> WsConn {
         WsConn {
+            deflate: None,
             state: CloseState::Open,
             partial_done: 0,
             fragments: 0,
             max_fragments: max.max(1),
             assembler: Assembler::default(),
         }
+    }
+
+    /// Turns on permessage-deflate (after negotiating it in the upgrade): frames with RSV1
+    /// are then inflated, under the same payload limit applied to the inflated size.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn enable_deflate(&mut self, deflate: DeflateConn) {
+        self.deflate = Some(Box::new(deflate));
+    }
+
+    /// The permessage-deflate state, when negotiated.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn deflate_mut(&mut self) -> Option<&mut DeflateConn> {
+        self.deflate.as_deref_mut()
+    }
+
+    /// Whether the message being received is compressed.
+    fn rx_compressed(&self) -> bool {
+        self.deflate.as_ref().is_some_and(|d| d.rx_compressed())
     }
 
     /// Where the closing handshake stands.
@@ -144,29 +167,47 @@ impl WsConn {
         self.assembler.take()
     }
 
-    /// Heap bytes held (the assembly buffer of a fragmented message in progress).
+    /// Heap bytes held (the assembly buffer of a fragmented message in progress, and the
+    /// permessage-deflate state).
     #[cfg(any(test, feature = "testing"))]
     pub fn heap_bytes(&self) -> usize {
-        self.assembler.len()
+        self.assembler.len() + self.deflate.as_ref().map_or(0, |d| d.heap_bytes())
     }
 
     /// Decodes the frame at the start of `buf`. See the module documentation.
-    /// `max_message` bounds a frame's payload and a fragmented message's total.
+    /// `max_message` bounds a frame's payload and a fragmented message's total; with
+    /// permessage-deflate, a compressed message's inflated size (a compressed frame may
+    /// exceed it on the wire by [`deflate::wire_slack`]).
     pub fn decode<'b>(
         &mut self,
         buf: &'b mut [u8],
         max_message: usize,
     ) -> Result<Decoded<'b>, ProtocolError> {
-        let Some(header) = wire::header::parse(buf, max_message)? else {
+        let deflate_on = self.deflate.is_some();
+        let wire_max = match deflate_on {
+            true => max_message.saturating_add(deflate::wire_slack(max_message)),
+            false => max_message,
+        };
+        let Some(header) = wire::header::parse_with(buf, wire_max, deflate_on)? else {
             return Ok(Decoded::NeedMore { frame_len: None });
         };
         let key = header.mask.ok_or(ProtocolError::Unmasked)?;
+        let compressed =
+            header.rsv1 || (header.opcode == OpCode::Continuation && self.rx_compressed());
+        if !compressed && header.payload_len > max_message {
+            return Err(ProtocolError::Header(HeaderError::TooLarge {
+                len: header.payload_len as u64,
+                limit: max_message,
+            }));
+        }
         let text_continuation = self.assembler.kind() == Some(Kind::Text);
         match header.opcode {
             OpCode::Continuation if !self.assembler.in_progress() => {
                 return Err(ProtocolError::UnexpectedContinuation)
             }
-            OpCode::Continuation if self.assembler.len() + header.payload_len > max_message => {
+            OpCode::Continuation
+                if !compressed && self.assembler.len() + header.payload_len > max_message =>
+            {
                 return Err(ProtocolError::MessageTooBig)
             }
             OpCode::Continuation if self.fragments >= self.max_fragments => {
@@ -185,7 +226,7 @@ impl WsConn {
         let done = self.partial_done.min(payload.len());
         apply_mask(&mut payload[done..], key, done);
         if end < total {
-            if texty {
+            if texty && !compressed {
                 self.assembler.check_utf8(&payload[done..])?;
             }
             self.partial_done = payload.len();
@@ -195,6 +236,13 @@ impl WsConn {
         }
         self.partial_done = 0;
         let payload: &'b [u8] = &buf[header.header_len..total];
+        if compressed {
+            let event = self.inflate_frame(header.opcode, header.fin, payload, max_message)?;
+            return Ok(Decoded::Frame {
+                consumed: total,
+                event,
+            });
+        }
         let event = match header.opcode {
             OpCode::Text if header.fin => {
                 if done > 0 {
@@ -249,6 +297,68 @@ impl WsConn {
             consumed: total,
             event,
         })
+    }
+}
+
+impl WsConn {
+    /// Inflates a complete frame of a compressed message into the assembly buffer, under
+    /// `max` for the inflated size. The message is always delivered as
+    /// [`Event::Assembled`] (its bytes are not in the read buffer).
+    #[cfg(feature = "deflate")]
+    fn inflate_frame(
+        &mut self,
+        opcode: OpCode,
+        fin: bool,
+        payload: &[u8],
+        max: usize,
+    ) -> Result<Event<'static>, ProtocolError> {
+        let Some(d) = self.deflate.as_deref_mut() else {
+            return Err(ProtocolError::Header(HeaderError::ReservedBits));
+        };
+        if opcode == OpCode::Continuation {
+            self.fragments += 1;
+        } else {
+            let kind = if opcode == OpCode::Text {
+                Kind::Text
+            } else {
+                Kind::Binary
+            };
+            self.assembler.start(kind);
+            d.set_rx_compressed(true);
+            self.fragments = 1;
+        }
+        let before = self.assembler.len();
+        d.inflater()
+            .inflate(payload, fin, self.assembler.buffer_mut(), max)
+            .map_err(|e| match e {
+                deflate::InflateError::TooBig => ProtocolError::MessageTooBig,
+                deflate::InflateError::Corrupt => ProtocolError::CorruptCompressed,
+            })?;
+        let kind = self.assembler.kind().unwrap_or(Kind::Binary);
+        if kind == Kind::Text {
+            self.assembler.check_utf8_from(before)?;
+        }
+        if !fin {
+            return Ok(Event::Fragment);
+        }
+        d.set_rx_compressed(false);
+        self.fragments = 0;
+        if kind == Kind::Text {
+            self.assembler.finish_utf8()?;
+        }
+        Ok(Event::Assembled(kind))
+    }
+
+    /// Without the `deflate` feature no frame is ever compressed (RSV1 is refused).
+    #[cfg(not(feature = "deflate"))]
+    fn inflate_frame(
+        &mut self,
+        _: OpCode,
+        _: bool,
+        _: &[u8],
+        _: usize,
+    ) -> Result<Event<'static>, ProtocolError> {
+        Err(ProtocolError::Header(HeaderError::ReservedBits))
     }
 }
 
@@ -572,3 +682,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(all(test, feature = "deflate"))]
+#[path = "conn_deflate_tests.rs"]
+mod deflate_tests;

@@ -22,6 +22,9 @@ pub enum ProtocolError {
     TooManyFragments,
     /// A text message that is not UTF-8 (1007).
     InvalidUtf8,
+    /// A compressed message that does not inflate (1007).
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    CorruptCompressed,
     /// A malformed Close frame (1002 or 1007).
     Close(CloseError),
 }
@@ -34,7 +37,9 @@ impl ProtocolError {
             ProtocolError::Close(e) => e.close_code(),
             ProtocolError::MessageTooBig => CloseCode::TOO_BIG,
             ProtocolError::TooManyFragments => CloseCode::POLICY,
-            ProtocolError::InvalidUtf8 => CloseCode::INVALID_PAYLOAD,
+            ProtocolError::InvalidUtf8 | ProtocolError::CorruptCompressed => {
+                CloseCode::INVALID_PAYLOAD
+            }
             _ => CloseCode::PROTOCOL_ERROR,
         }
     }
@@ -50,6 +55,7 @@ impl ProtocolError {
             ProtocolError::MessageTooBig => "message too big",
             ProtocolError::TooManyFragments => "too many fragments",
             ProtocolError::InvalidUtf8 => "invalid UTF-8 in text",
+            ProtocolError::CorruptCompressed => "invalid compressed data",
         }
     }
 }

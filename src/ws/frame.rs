@@ -1,13 +1,18 @@
 //! Server frames: encoded once, then queued by reference as often as needed.
 
 use crate::close::CloseCode;
-use crate::wire::{encode_close, encode_header, OpCode, MAX_HEADER_LEN};
+use crate::wire::{encode_close, encode_header_with, OpCode, MAX_HEADER_LEN};
 use std::rc::Rc;
 
 /// Appends one unmasked, final frame (header and payload) to `out`.
 pub fn write_frame(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    write_frame_with(out, false, opcode, payload);
+}
+
+/// [`write_frame`] with RSV1 set when `compressed` (a permessage-deflate payload).
+pub fn write_frame_with(out: &mut Vec<u8>, compressed: bool, opcode: OpCode, payload: &[u8]) {
     let mut header = [0u8; MAX_HEADER_LEN];
-    let n = encode_header(&mut header, true, opcode, payload.len());
+    let n = encode_header_with(&mut header, true, compressed, opcode, payload.len());
     out.extend_from_slice(&header[..n]);
     out.extend_from_slice(payload);
 }
@@ -22,6 +27,14 @@ impl SharedFrame {
     pub(crate) fn new(opcode: OpCode, payload: &[u8]) -> SharedFrame {
         let mut out = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
         write_frame(&mut out, opcode, payload);
+        SharedFrame(out.into())
+    }
+
+    /// A final frame with RSV1 set: `payload` is a compressed (permessage-deflate) message.
+    #[cfg(feature = "deflate")]
+    pub(crate) fn compressed(opcode: OpCode, payload: &[u8]) -> SharedFrame {
+        let mut out = Vec::with_capacity(payload.len() + MAX_HEADER_LEN);
+        write_frame_with(&mut out, true, opcode, payload);
         SharedFrame(out.into())
     }
 

@@ -5,9 +5,9 @@
 //! holds nothing (the buffer goes back to the pool once written). Broadcast frames are queued
 //! as shared references ([`SharedFrame`]) and written with vectored I/O beside owned bytes.
 
-use super::frame::{write_frame, SharedFrame, SharedPayload};
+use super::frame::{write_frame, write_frame_with, SharedFrame, SharedPayload};
 use crate::wire::OpCode;
-use crate::wire::{encode_header, MAX_HEADER_LEN};
+use crate::wire::{encode_header_with, MAX_HEADER_LEN};
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 use std::rc::Rc;
@@ -109,6 +109,16 @@ impl Outbox {
         self.len += buf.len() - before;
     }
 
+    /// Queues one final frame with RSV1 set: `payload` is a compressed message.
+    #[cfg_attr(not(feature = "deflate"), allow(dead_code))]
+    pub fn push_compressed(&mut self, pool: &mut BufPool, opcode: OpCode, payload: &[u8]) {
+        let need = payload.len() + crate::wire::MAX_HEADER_LEN;
+        let buf = self.tail_with_room(pool, need);
+        let before = buf.len();
+        write_frame_with(buf, true, opcode, payload);
+        self.len += buf.len() - before;
+    }
+
     /// Queues raw bytes (an HTTP response).
     pub fn push_bytes(&mut self, pool: &mut BufPool, bytes: &[u8]) {
         let buf = self.tail_with_room(pool, bytes.len());
@@ -131,8 +141,26 @@ impl Outbox {
         prefix: &[u8],
         body: &SharedPayload,
     ) {
+        self.push_prefixed_with(pool, false, opcode, prefix, body.rc());
+    }
+
+    /// [`Outbox::push_prefixed`] with RSV1 set when `compressed`, and any shared body.
+    pub fn push_prefixed_with(
+        &mut self,
+        pool: &mut BufPool,
+        compressed: bool,
+        opcode: OpCode,
+        prefix: &[u8],
+        body: &Rc<[u8]>,
+    ) {
         let mut header = [0u8; MAX_HEADER_LEN];
-        let n = encode_header(&mut header, true, opcode, prefix.len() + body.len());
+        let n = encode_header_with(
+            &mut header,
+            true,
+            compressed,
+            opcode,
+            prefix.len() + body.len(),
+        );
         let small = n + prefix.len();
         let tail_has_room = matches!(self.chunks.back(), Some(Chunk::Owned(v)) if v.capacity() - v.len() >= small)
             && !(self.chunks.len() == 1 && self.head > 0);
@@ -148,7 +176,7 @@ impl Outbox {
         }
         self.len += small + body.len();
         if !body.is_empty() {
-            self.chunks.push_back(Chunk::Shared(Rc::clone(body.rc())));
+            self.chunks.push_back(Chunk::Shared(Rc::clone(body)));
         }
     }
 

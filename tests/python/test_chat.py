@@ -42,6 +42,10 @@ class Server:
             "--user", "alice:" + ALICE, "--user", "bob:" + BOB, "--admin", "root:" + ADMIN,
             "--heartbeat-ms", str(heartbeat_ms), *extra,
         ]
+        # CHAT_DEFLATE=1 runs every test with permessage-deflate negotiated.
+        if os.environ.get("CHAT_DEFLATE") == "1" and "--deflate" not in self.args:
+            self.args.append("--deflate")
+        self.compression = "deflate" if "--deflate" in self.args else None
         self.proc = None
         self.addr = None
         self._drain = None
@@ -78,7 +82,8 @@ class Server:
         return c
 
     async def connect_raw(self, path="/"):
-        ws = await websockets.connect(self.url(path), ping_interval=None, compression=None,
+        ws = await websockets.connect(self.url(path), ping_interval=None,
+                                      compression=self.compression,
                                       open_timeout=EXPECT, close_timeout=2)
         return Client(ws)
 
@@ -315,6 +320,28 @@ async def test_two_users_exchange_messages():
         await bob.execute("START_TYPING", {})
         assert (await alice.expect_event("START_TYPING"))["cnf"] == {"user": "bob", "channel": "general"}
         await bob.expect_silence()
+
+
+async def test_deflate_compresses_dispatches_and_replays():
+    """With --deflate, dispatches (a stored block with the sequence prefix, then the body
+    compressed once for every member) and replayed events inflate to the right JSON."""
+    async with Server(CALM, "--deflate") as server:
+        alice, ready = await server.login(ALICE)
+        bob, _ = await server.login(BOB)
+        assert bob.ws.response.headers["Sec-WebSocket-Extensions"].startswith("permessage-deflate")
+        await alice.expect_event("ROOM_USER_ADD")
+        text = "compressed " * 40
+        await bob.execute("MESSAGE_CREATE", {"content": text})
+        for c in (alice, bob):
+            assert (await c.expect_event("MESSAGE_CREATE"))["cnf"]["content"] == text
+        seen = alice.seq
+        await alice.close()
+        await bob.execute("MESSAGE_CREATE", {"content": text + "again"})
+        await bob.expect_event("MESSAGE_CREATE")
+        back = await server.connect()
+        await back.resume(ALICE, str(ready["session_id"]), seen)
+        got = await back.expect_event("MESSAGE_CREATE")
+        assert got["s"] == seen + 1 and got["cnf"]["content"] == text + "again", got
 
 
 async def test_channel_add_and_move():

@@ -3,8 +3,9 @@
 For every example: `--help` exits 0 and lists each flag with its default (the tables below
 are the contract: the defaults of docs/protocols/*.md "Command line" and README's table); an
 unknown flag, a missing value and a bad value of each flag exit 2 with an error naming the
-flag; each docs/protocols page shows the example's current `--help`. Then a few servers are started on free ports: a repeated flag takes its last value, a
-password may start with `-`, chat without `--user` prints a random demo token that works, and
+flag (`--deflate`, a switch, given a value); each docs/protocols page shows the example's
+current `--help`. Then a few servers are started on free ports: a repeated flag takes its
+last value, a password may start with `-`, chat without `--user` prints a random demo token that works, and
 `RUST_LOG` turns the library's logs on (off below `warn` when unset, `listening on ADDR` still
 the first line).
 
@@ -29,7 +30,9 @@ import websockets
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 EXPECT = 10.0  # seconds to wait for a line the test expects
 
-# Flag → default as --help shows it (None: no default, the flag is repeatable).
+# Flag → default as --help shows it (None: no default, the flag is repeatable; SWITCH: a
+# flag without a value or default).
+SWITCH = "switch"
 SERVE = {
     "--max-connections": "65536",
     "--max-conns-per-ip": "256",
@@ -37,6 +40,7 @@ SERVE = {
     "--limit-loopback": "false",
     "--events-per-poll": "1024",
     "--reactors": "1",
+    "--deflate": SWITCH,
 }
 RANDOM = "random, printed on stderr"
 LIVENESS = {"--ping-interval-ms": "20000", "--idle-timeout-ms": "60000"}
@@ -195,8 +199,11 @@ class HelpTest(unittest.TestCase):
                 entries.pop("--help")
                 self.assertEqual(set(entries), set(flags) | set(SERVE))
                 for flag, default in {**flags, **SERVE}.items():
-                    described = entries[flag][1]
-                    if default is None:
+                    value_name, described = entries[flag]
+                    if default is SWITCH:
+                        self.assertEqual(value_name, None, flag)
+                        self.assertNotIn("[default:", described, flag)
+                    elif default is None:
                         self.assertNotIn("[default:", described, flag)
                         self.assertIn("(repeatable)", described, flag)
                     else:
@@ -226,6 +233,14 @@ class HelpTest(unittest.TestCase):
             _, out, _ = run(name, "--help")
             for flag, (value_name, _) in help_entries(out).items():
                 if flag == "--help":
+                    continue
+                if value_name is None:
+                    with self.subTest(example=name, switch=flag):
+                        status, stdout, err = run(name, "--listen", "127.0.0.1:0",
+                                                  flag + "=yes")
+                        self.assertEqual((status, stdout), (2, ""), err)
+                        self.assertIn(f"'{flag}'", err)
+                        self.assertNotIn("listening on", err)
                     continue
                 with self.subTest(example=name, flag=flag):
                     status, stdout, err = run(name, "--listen", "127.0.0.1:0", flag,
